@@ -1,0 +1,1 @@
+"""Cross-cutting API plumbing: the error envelope, parsing, pagination, ids."""

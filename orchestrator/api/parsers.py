@@ -1,0 +1,40 @@
+"""JSON body parsing with a size limit and strict JSON (no NaN/Infinity)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import IO, Any
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from orchestrator.api.errors import ApiError
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class LimitedJSONParser(JSONParser):
+    """Reads at most ORCHD_MAX_REQUEST_BYTES, then parses the body as one JSON object.
+
+    Bodies are bounded by reading, not by trusting Content-Length, so a chunked
+    upload cannot grow without limit either.
+    """
+
+    def parse(self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
+        limit = settings.ORCHD_MAX_REQUEST_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"The request body is larger than {limit} bytes.")
+        if not raw:
+            raise ParseError("the body is empty")
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ParseError(str(exc)) from exc
+        if not isinstance(data, dict):
+            raise ParseError("the body must be a JSON object")
+        return data

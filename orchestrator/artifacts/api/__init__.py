@@ -1,0 +1,1 @@
+"""HTTP API of this app: serializers, views, urls."""

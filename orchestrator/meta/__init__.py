@@ -1,0 +1,1 @@
+"""Meta endpoints: capabilities, version, health, readiness, metrics."""

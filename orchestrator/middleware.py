@@ -1,0 +1,120 @@
+"""Request-scoped middleware: correlation ids and the API's last-resort 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from orchestrator import logs
+from orchestrator.api.errors import error_response, internal_error, is_api_path
+
+logger = logging.getLogger("orchestrator.http")
+
+HEADER = "X-Correlation-Id"
+# 1–128 visible ASCII characters (SPEC §1); anything else gets a fresh UUIDv4.
+_VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+Handler = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
+
+
+def correlation_id_for(request: HttpRequest) -> str:
+    offered = request.headers.get(HEADER, "")
+    if _VALID_ID.fullmatch(offered):
+        return offered
+    return str(uuid.uuid4())
+
+
+class CorrelationIdMiddleware:
+    """Binds the correlation id to the log context and echoes it on the response.
+
+    Works in sync and async stacks, so streaming (async) views keep the id in
+    every log line they write and the header is set before the first byte.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        cid, token, started = self._begin(request)
+        try:
+            response = self.get_response(request)
+            assert isinstance(response, HttpResponseBase)  # noqa: S101 - sync chain returns responses
+            return self._finish(request, response, cid, started)
+        finally:
+            logs.reset(token)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        cid, token, started = self._begin(request)
+        try:
+            response = await self.get_response(request)  # type: ignore[misc]
+            return self._finish(request, response, cid, started)
+        finally:
+            logs.reset(token)
+
+    def _begin(self, request: HttpRequest) -> tuple[str, object, float]:
+        cid = correlation_id_for(request)
+        request.correlation_id = cid  # type: ignore[attr-defined]
+        token = logs.bind(correlation_id=cid)
+        return cid, token, time.perf_counter()
+
+    def _finish(self, request: HttpRequest, response: HttpResponseBase, cid: str, started: float) -> HttpResponseBase:
+        response[HEADER] = cid
+        if is_api_path(request.path):
+            logger.info(
+                "http.request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "principal": getattr(request, "principal_label", None),
+                },
+            )
+        return response
+
+
+class ApiExceptionMiddleware:
+    """Turns an exception escaping a non-DRF API view into the INTERNAL envelope.
+
+    DRF views already answer through `exception_handler`; this catches the
+    rest (plain Django views such as the SSE stream or health checks), so no
+    API path ever answers with Django's HTML error page.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        return await self.get_response(request)  # type: ignore[misc, no-any-return]
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from django.core.exceptions import PermissionDenied, SuspiciousOperation
+        from django.http import Http404
+
+        if not is_api_path(request.path) or isinstance(exception, Http404 | PermissionDenied | SuspiciousOperation):
+            return None
+        logger.error("request.unhandled_exception", exc_info=exception)
+        return error_response(internal_error())

@@ -1,0 +1,114 @@
+"""Shared fixtures. Actors: alice is an operator, bob a client, charlie has no valid token."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from orchestrator.auth.models import Role
+from orchestrator.auth.services import issue_token
+
+
+class Api:
+    """A JSON client for the API: `api.post(path, body, token=...)` and friends."""
+
+    def __init__(self, client: Client, token: str | None = None) -> None:
+        self.client = client
+        self.token = token
+
+    def as_token(self, token: str | None) -> Api:
+        return Api(self.client, token)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | str | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        extra: dict[str, str] = dict(headers or {})
+        if self.token is not None:
+            extra.setdefault("Authorization", f"Bearer {self.token}")
+        data: Any = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        kwargs: dict[str, Any] = {"headers": extra}
+        if data is not None:
+            kwargs.update(data=data, content_type=content_type)
+        return getattr(self.client, method.lower())(path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.call("POST", path, body, **kwargs)
+
+    def put(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.call("PUT", path, body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.call("DELETE", path, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def alice_token(db: None) -> str:
+    return issue_token("alice", Role.OPERATOR).value
+
+
+@pytest.fixture
+def bob_token(db: None) -> str:
+    return issue_token("bob", Role.CLIENT).value
+
+
+@pytest.fixture
+def api(client: Client) -> Api:
+    """Anonymous: no Authorization header."""
+    return Api(client)
+
+
+@pytest.fixture
+def alice(client: Client, alice_token: str) -> Api:
+    """An operator."""
+    return Api(client, alice_token)
+
+
+@pytest.fixture
+def bob(client: Client, bob_token: str) -> Api:
+    """A client."""
+    return Api(client, bob_token)
+
+
+@pytest.fixture
+def charlie(client: Client, alice_token: str) -> Api:
+    """An outsider with a made-up token (alice's existence turns dev mode off)."""
+    return Api(client, "orchd_not-a-real-token")
+
+
+def assert_envelope(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The response is the SPEC's error envelope with this status and code."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert isinstance(body["message"], str) and body["message"]
+    assert all(value is not None for value in body.values()), "absent fields are omitted, not null"
+    assert response.has_header("X-Correlation-Id")
+    return body
+
+
+@pytest.fixture
+def models_dir(tmp_path: Any, settings: Any) -> Iterator[Any]:
+    directory = tmp_path / "models"
+    directory.mkdir()
+    settings.ORCHD_MODELS_DIR = directory
+    yield directory
