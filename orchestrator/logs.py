@@ -15,8 +15,11 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import MappingProxyType
 
-_context: contextvars.ContextVar[Mapping[str, object]] = contextvars.ContextVar("orchd_log_context", default={})
+# The default is an immutable empty mapping; bind() always builds a new dict.
+_EMPTY: Mapping[str, object] = MappingProxyType({})
+_context: contextvars.ContextVar[Mapping[str, object]] = contextvars.ContextVar("orchd_log_context", default=_EMPTY)
 
 # Attributes every LogRecord has; anything else came from `extra=` and is ours.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -29,6 +32,17 @@ def current_context() -> Mapping[str, object]:
 def correlation_id() -> str | None:
     value = _context.get().get("correlation_id")
     return str(value) if value is not None else None
+
+
+def start_request(correlation_id: str) -> None:
+    """Begin a fresh context for a request.
+
+    Not reset at the end on purpose: Django logs a failed request after the
+    middleware has returned, and that line must carry the id too. Nothing
+    leaks: under ASGI every request runs in its own context, and the next
+    request in a WSGI thread replaces the whole context here.
+    """
+    _context.set({"correlation_id": correlation_id})
 
 
 def bind(**fields: object) -> contextvars.Token[Mapping[str, object]]:

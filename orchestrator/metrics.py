@@ -28,7 +28,9 @@ tasks_enqueued_total = Counter("tasks_enqueued", "Tasks admitted into the queue.
 tasks_started_total = Counter("tasks_started", "Tasks that began streaming.", (*_POOL_LABELS, "priority"))
 tasks_canceled_total = Counter("tasks_canceled", "Tasks canceled, by reason.", (*_POOL_LABELS, "reason"))
 tasks_rejected_total = Counter("tasks_rejected", "Admissions refused, by error code.", ("engine", "reason"))
-tasks_completed_total = Counter("tasks_completed", "Tasks that reached a terminal state.", ("engine", "pool_id", "outcome"))
+tasks_completed_total = Counter(
+    "tasks_completed", "Tasks that reached a terminal state.", ("engine", "pool_id", "outcome")
+)
 tokens_in_total = Counter("tokens_in", "Prompt tokens processed.", _POOL_LABELS)
 tokens_out_total = Counter("tokens_out", "Tokens generated and relayed.", _POOL_LABELS)
 admission_backpressure_events_total = Counter(
@@ -37,9 +39,7 @@ admission_backpressure_events_total = Counter(
 catalog_verifications_total = Counter(
     "catalog_verifications", "Model verification outcomes.", ("result", "reason", "engine")
 )
-placement_decisions_total = Counter(
-    "placement_decisions", "Placement decisions.", ("outcome", "pinned", "fallback")
-)
+placement_decisions_total = Counter("placement_decisions", "Placement decisions.", ("outcome", "pinned", "fallback"))
 drain_events_total = Counter("drain_events", "Pool drains that finished.", ("pool_id", "reason"))
 orchd_node_registrations_total = Counter("orchd_node_registrations", "Node registrations.", ("outcome",))
 orchd_node_heartbeats_total = Counter("orchd_node_heartbeats", "Node heartbeats.", ("outcome",))

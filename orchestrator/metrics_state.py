@@ -47,12 +47,5 @@ def state_gauges() -> Iterator[Metric]:
 
 
 def _queue_depth() -> GaugeMetricFamily:
-    """Queued tasks by engine and priority (the data plane fills this in)."""
-    family = _family("queue_depth")
-    try:
-        from orchestrator.tasks.selectors import queue_depth_rows
-    except ImportError:  # the data plane is not installed in this build yet
-        return family
-    for engine, engine_version, pool_id, priority, depth in queue_depth_rows():
-        family.add_metric([engine, engine_version, pool_id, priority], depth)
-    return family
+    """Queued tasks by engine and priority; empty until the data plane queues tasks."""
+    return _family("queue_depth")

@@ -42,33 +42,28 @@ class CorrelationIdMiddleware:
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
-        if iscoroutinefunction(get_response):
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if iscoroutinefunction(self):
+        if self.is_async:
             return self.__acall__(request)
-        cid, token, started = self._begin(request)
-        try:
-            response = self.get_response(request)
-            assert isinstance(response, HttpResponseBase)  # noqa: S101 - sync chain returns responses
-            return self._finish(request, response, cid, started)
-        finally:
-            logs.reset(token)
+        cid, started = self._begin(request)
+        response = self.get_response(request)
+        assert isinstance(response, HttpResponseBase)  # noqa: S101 - a sync chain returns responses
+        return self._finish(request, response, cid, started)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        cid, token, started = self._begin(request)
-        try:
-            response = await self.get_response(request)  # type: ignore[misc]
-            return self._finish(request, response, cid, started)
-        finally:
-            logs.reset(token)
+        cid, started = self._begin(request)
+        response = await self.get_response(request)  # type: ignore[misc]
+        return self._finish(request, response, cid, started)
 
-    def _begin(self, request: HttpRequest) -> tuple[str, object, float]:
+    def _begin(self, request: HttpRequest) -> tuple[str, float]:
         cid = correlation_id_for(request)
         request.correlation_id = cid  # type: ignore[attr-defined]
-        token = logs.bind(correlation_id=cid)
-        return cid, token, time.perf_counter()
+        logs.start_request(cid)
+        return cid, time.perf_counter()
 
     def _finish(self, request: HttpRequest, response: HttpResponseBase, cid: str, started: float) -> HttpResponseBase:
         response[HEADER] = cid
@@ -99,11 +94,12 @@ class ApiExceptionMiddleware:
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
-        if iscoroutinefunction(get_response):
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if iscoroutinefunction(self):
+        if self.is_async:
             return self.__acall__(request)
         return self.get_response(request)
 

@@ -180,12 +180,15 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     (BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
     # Producer and consumer share one folder: the filesystem transport needs no
     # server, so the embedded install runs a real, separate worker process.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcast (remote control) exchanges; kombu's default is a folder in the cwd.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("ORCHD_CELERY_EAGER", False)
@@ -202,6 +205,10 @@ CELERY_TIMEZONE = "UTC"
 # Jobs that run on a schedule; each app's jobs.py owns the function.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-expired-sessions": {"task": "orchestrator.sessions.jobs.purge_expired_sessions", "schedule": 60.0},
+    # SPEC §8: node liveness is checked every 5 s.
+    "expire-stale-nodes": {"task": "nodes.jobs.expire_stale_nodes", "schedule": 5.0},
+    "enforce-drains": {"task": "pools.jobs.enforce_drains", "schedule": 5.0},
+    "probe-static-pools": {"task": "pools.jobs.probe_static_pools", "schedule": 10.0},
 }
 
 # --- Internationalisation and static files ------------------------------------
@@ -211,6 +218,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Serve from the apps' static folders directly, so no collectstatic step is
 # needed for a local install; production may still collect.
 WHITENOISE_USE_FINDERS = True
@@ -255,6 +263,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and docs pages are public (SPEC §2), even when a bad token is sent.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
 # --- Auth ---------------------------------------------------------------------

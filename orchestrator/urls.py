@@ -9,10 +9,10 @@ urlpatterns = [
     path("v2/schema", SpectacularAPIView.as_view(), name="schema"),
     path("v2/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v2/catalog/", include("catalog.api.urls")),
-    path("v2/nodes", include("nodes.api.urls")),
+    path("v2/", include("nodes.api.urls")),
     path("v2/", include("pools.api.urls")),
     path("v2/sessions/", include("orchestrator.sessions.api.urls")),
-    path("v2/artifacts", include("orchestrator.artifacts.api.urls")),
+    path("v2/", include("orchestrator.artifacts.api.urls")),
     path("", include("orchestrator.meta.urls")),
 ]
 

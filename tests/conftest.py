@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -100,15 +99,16 @@ def assert_envelope(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
     body: dict[str, Any] = response.json()
     assert body["code"] == code, body
-    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     assert all(value is not None for value in body.values()), "absent fields are omitted, not null"
     assert response.has_header("X-Correlation-Id")
     return body
 
 
 @pytest.fixture
-def models_dir(tmp_path: Any, settings: Any) -> Iterator[Any]:
+def models_dir(tmp_path: Any, settings: Any) -> Any:
     directory = tmp_path / "models"
     directory.mkdir()
     settings.ORCHD_MODELS_DIR = directory
-    yield directory
+    return directory

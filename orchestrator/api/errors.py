@@ -138,9 +138,6 @@ def api_error_from(exc: Exception) -> ApiError | None:
         return ApiError(405, "METHOD_NOT_ALLOWED", str(exc.detail))
     if isinstance(exc, drf.NotAcceptable):
         return ApiError(406, "NOT_ACCEPTABLE", "This endpoint answers with application/json only.")
-    if isinstance(exc, drf.Throttled):
-        wait_ms = int((exc.wait or 1) * 1000)
-        return ApiError(429, "ADMISSION_REJECT", "Too many requests.", retry_after_ms=wait_ms)
     if isinstance(exc, drf.APIException):
         return ApiError(exc.status_code, "INVALID_PARAMS" if exc.status_code == 400 else "ERROR", str(exc.detail))
     return None

@@ -24,7 +24,9 @@ class LimitedJSONParser(JSONParser):
     upload cannot grow without limit either.
     """
 
-    def parse(self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         limit = settings.ORCHD_MAX_REQUEST_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
@@ -33,7 +35,7 @@ class LimitedJSONParser(JSONParser):
             raise ParseError("the body is empty")
         try:
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ParseError(str(exc)) from exc
         if not isinstance(data, dict):
             raise ParseError("the body must be a JSON object")

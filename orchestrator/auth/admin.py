@@ -18,11 +18,39 @@ from orchestrator.auth.services import assign_secret, revoke_token
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
-    list_display = ("name", "role", "fingerprint_label", "status_badge", "node_id", "created_at", "expires_at", "last_used_at", "tokens_spent", "cost_spent")
+    list_display = (
+        "name",
+        "role",
+        "fingerprint_label",
+        "status_badge",
+        "node_id",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "tokens_spent",
+        "cost_spent",
+    )
     list_filter = ("role", ("revoked_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("name", "fingerprint", "node_id")
-    readonly_fields = ("fingerprint", "created_by", "created_at", "revoked_at", "last_used_at", "tokens_spent", "cost_spent")
-    fields = ("name", "role", "node_id", "expires_at", "tokens_budget", "cost_budget", "requests_per_minute", *readonly_fields)
+    readonly_fields = (
+        "fingerprint",
+        "created_by",
+        "created_at",
+        "revoked_at",
+        "last_used_at",
+        "tokens_spent",
+        "cost_spent",
+    )
+    fields = (
+        "name",
+        "role",
+        "node_id",
+        "expires_at",
+        "tokens_budget",
+        "cost_budget",
+        "requests_per_minute",
+        *readonly_fields,
+    )
     actions = ("revoke",)
     list_per_page = 100
     show_full_result_count = False

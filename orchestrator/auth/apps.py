@@ -6,3 +6,6 @@ class AuthConfig(AppConfig):
     label = "orchd_auth"
     verbose_name = "API access"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from orchestrator.auth import schema  # noqa: F401 - registers the OpenAPI security scheme

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -20,6 +21,9 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
         """Not revoked and not expired at `now`."""
         return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
+    def usable_now(self) -> ApiTokenQuerySet:
+        return self.usable(timezone.now())
+
 
 class ApiToken(models.Model):
     """A bearer credential with one role, an optional expiry and optional budgets.
@@ -32,7 +36,9 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLIENT)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    fingerprint = models.CharField(max_length=6, editable=False, help_text="First 6 hex chars of SHA-256; used in logs.")
+    fingerprint = models.CharField(
+        max_length=6, editable=False, help_text="First 6 hex chars of SHA-256; used in logs."
+    )
     node_id = models.CharField(
         max_length=128, blank=True, default="", help_text="For node tokens: the node this token may act for."
     )

@@ -19,7 +19,7 @@ from orchestrator.auth.models import ApiToken, Role
 
 logger = logging.getLogger("orchestrator.auth")
 
-TOKEN_PREFIX = "orchd_"
+TOKEN_PREFIX = "orchd_"  # noqa: S105 - a public prefix, not a secret
 # Writing last_used_at on every request would turn reads into writes; once a
 # minute is enough to tell an operator which tokens are alive.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -1,0 +1,120 @@
+"""`manage.py run`: the web server (daphne) and a Celery worker with beat, supervised.
+
+One command for a local or single-machine install. Children share the
+metrics folder (multiprocess mode), which is wiped first because files left
+by dead processes would otherwise be summed into the counters. If any child
+exits, the others are stopped and the command exits with an error, so a
+process manager around it sees the failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from orchestrator.auth.services import startup_refusal
+
+# How long children get to stop after SIGTERM before they are killed.
+STOP_GRACE_S = 10
+
+
+class Command(BaseCommand):
+    help = "Run the web server and a Celery worker with beat until interrupted."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=settings.ORCHD_HOST)
+        parser.add_argument("--port", type=int, default=settings.ORCHD_PORT)
+        parser.add_argument("--no-worker", action="store_true", help="Run only the web server.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        refusal = startup_refusal(options["host"])
+        if refusal:
+            raise CommandError(refusal)
+        env = self._child_env(options["host"], options["port"])
+        children = self._start(self._commands(options), env)
+        self.stdout.write(f"orchestratord listening on http://{options['host']}:{options['port']}/ (Ctrl-C stops)")
+        code = self._supervise(children)
+        if code:
+            raise CommandError(f"a child process exited with status {code}; stopped the others")
+
+    def _child_env(self, host: str, port: int) -> dict[str, str]:
+        env = dict(os.environ, ORCHD_HOST=host, ORCHD_PORT=str(port))
+        metrics_dir = Path(settings.ORCHD_METRICS_DIR or settings.DATA_DIR / "metrics")
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["ORCHD_METRICS_DIR"] = str(metrics_dir)
+        return env
+
+    def _commands(self, options: dict[str, Any]) -> dict[str, list[str]]:
+        python = sys.executable
+        commands = {
+            "web": [
+                python,
+                "-m",
+                "daphne",
+                "-b",
+                options["host"],
+                "-p",
+                str(options["port"]),
+                settings.ASGI_APPLICATION.replace(".application", ":application"),
+            ],
+        }
+        if not options["no_worker"]:
+            commands["worker"] = [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "orchestrator",
+                "worker",
+                "--beat",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+            ]
+        return commands
+
+    def _start(self, commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
+        cwd = settings.BASE_DIR
+        return {name: subprocess.Popen(command, env=env, cwd=cwd) for name, command in commands.items()}
+
+    def _supervise(self, children: dict[str, subprocess.Popen[bytes]]) -> int:
+        stopping = False
+
+        def request_stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} exited with status {child.returncode}")
+                    exit_code = child.returncode or 1
+                    stopping = True
+            time.sleep(0.5)
+        self._stop(children)
+        return exit_code
+
+    def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
