@@ -1,3 +1,9 @@
-from django.urls import URLPattern, URLResolver
+"""Mounted at `v2/sessions/`."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from orchestrator.sessions.api.views import SessionDetailView
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("<str:session_id>", SessionDetailView.as_view(), name="session-detail"),
+]

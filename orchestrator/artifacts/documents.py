@@ -1,0 +1,113 @@
+"""The artifact document and its content address (SPEC §5).
+
+Pure functions, no database: the document is `{kind, content, tags, parent,
+metadata}` after defaults, and its id is the SHA-256 of its canonical JSON.
+Anyone can recompute an id from a document, so these rules never change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
+
+DIGEST_PREFIX = "sha256:"
+DIGEST_LENGTH = len(DIGEST_PREFIX) + 64
+
+
+class ArtifactDocument(TypedDict):
+    """What a client posted, with defaults applied; exactly what is hashed."""
+
+    kind: str
+    content: dict[str, Any]
+    tags: list[str]
+    parent: str | None
+    metadata: dict[str, Any]
+
+
+class InvalidDocument(ValueError):
+    """The document cannot be stored; `field` names the offending member."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def build_document(
+    kind: str,
+    content: Mapping[str, Any],
+    tags: Iterable[str] | None = None,
+    parent: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> ArtifactDocument:
+    """Apply the SPEC's defaults: tags [] (then sorted), parent null, metadata {}."""
+    return ArtifactDocument(
+        kind=kind,
+        content=dict(content),
+        tags=sorted(tags or []),
+        parent=parent,
+        metadata=dict(metadata or {}),
+    )
+
+
+def canonical_json(value: Any) -> bytes:
+    """Keys sorted, no spaces, UTF-8 with non-ASCII unescaped.
+
+    `allow_nan=False` only refuses what is not JSON at all (NaN, Infinity); for
+    every valid document the bytes are those the SPEC describes.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8")
+
+
+def canonical_digest(document: ArtifactDocument) -> str:
+    """`sha256:<hex>` of the canonical JSON of the whole document: the artifact id."""
+    return DIGEST_PREFIX + hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def looks_like_digest(value: str) -> bool:
+    """Cheap shape check, so malformed ids are a 404 without a query."""
+    if len(value) != DIGEST_LENGTH or not value.startswith(DIGEST_PREFIX):
+        return False
+    return all(char in "0123456789abcdef" for char in value[len(DIGEST_PREFIX) :])
+
+
+def check_storable(document: ArtifactDocument) -> None:
+    """Raise InvalidDocument for what cannot be stored and read back everywhere.
+
+    PostgreSQL text cannot hold U+0000, so a NUL would fail at insert time on
+    one backend and not the other; and JSON nested deeper than MAX_DEPTH could
+    be written but not read back within Python's recursion limit.
+    """
+    members = {
+        "content": document["content"],
+        "metadata": document["metadata"],
+        "tags": document["tags"],
+        "parent": document["parent"],
+    }
+    for field, value in members.items():
+        problem = _storage_problem(value)
+        if problem:
+            raise InvalidDocument(field, problem)
+
+
+# Far beyond any real plan or transcript, and far below the ~900 levels at
+# which parsing or serialising inside a request exhausts the interpreter stack.
+MAX_DEPTH = 128
+
+
+def _storage_problem(value: Any) -> str | None:
+    # Iterative on purpose: walking a deep document must not recurse itself.
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return "strings may not contain the NUL character (\\u0000)."
+        if isinstance(item, dict | list | tuple):
+            if depth >= MAX_DEPTH:
+                return f"must not nest objects and arrays deeper than {MAX_DEPTH} levels."
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return None

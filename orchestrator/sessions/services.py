@@ -1,0 +1,188 @@
+"""Session lifecycle and accounting (SPEC §4).
+
+Every change is a single UPDATE with F-expressions or a compare-and-swap
+condition, so any number of server processes may admit and finish tasks of
+the same session at once without locks and without lost updates.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Greatest
+
+from orchestrator.sessions.models import Session
+
+logger = logging.getLogger("orchestrator.sessions")
+
+# Renew, restart and create can each lose a race to another process; after a
+# lost race the next round succeeds, so a few rounds are plenty.
+OPEN_ATTEMPTS = 4
+
+
+class TurnLimitReached(Exception):
+    """The live session already has ORCHD_SESSION_MAX_TURNS turns (SPEC: `budget.turns`)."""
+
+    def __init__(self, session_id: str, max_turns: int) -> None:
+        super().__init__(f"Session {session_id} has used all {max_turns} turns.")
+        self.session_id = session_id
+        self.max_turns = max_turns
+
+
+def session_ttl() -> timedelta:
+    return timedelta(milliseconds=settings.ORCHD_SESSION_TTL_MS)
+
+
+def default_budgets() -> dict[str, Any]:
+    """Budgets a new session starts with; None means unlimited."""
+    return {
+        "tokens_budget": settings.ORCHD_SESSION_TOKENS_BUDGET,
+        "time_budget_ms": settings.ORCHD_SESSION_TIME_BUDGET_MS,
+        "cost_budget": settings.ORCHD_SESSION_COST_BUDGET,
+    }
+
+
+def get_live_session(session_id: str, now: datetime) -> Session | None:
+    """The session, or None when it is unknown or expired at `now`."""
+    return Session.objects.live(now).filter(pk=session_id).first()
+
+
+def open_session_turn(session_id: str, now: datetime, *, max_turns: int | None = None) -> Session:
+    """Count one admitted task: create the session on first use, else add a turn and renew the TTL.
+
+    An expired session is started afresh (expired counts as absent). The turn
+    limit (`max_turns`, default ORCHD_SESSION_MAX_TURNS, 0 = unlimited) is part
+    of the UPDATE's condition, so two concurrent admissions cannot both take
+    the last turn; TurnLimitReached when it is used up.
+    """
+    limit = settings.ORCHD_SESSION_MAX_TURNS if max_turns is None else max_turns
+    expires_at = now + session_ttl()
+    for _ in range(OPEN_ATTEMPTS):
+        if _renew(session_id, now, expires_at, limit):
+            session = Session.objects.filter(pk=session_id).first()
+        elif limit and Session.objects.live(now).filter(pk=session_id, turns__gte=limit).exists():
+            raise TurnLimitReached(session_id, limit)
+        elif _restart_expired(session_id, now, expires_at) or _create(session_id, now, expires_at):
+            session = Session.objects.filter(pk=session_id).first()
+        else:
+            continue
+        # None only if the session was deleted in between; then go round again.
+        if session is not None:
+            return session
+    raise RuntimeError(f"Could not open a turn of session {session_id} after {OPEN_ATTEMPTS} attempts.")
+
+
+def _renew(session_id: str, now: datetime, expires_at: datetime, limit: int) -> bool:
+    live = Session.objects.live(now).filter(pk=session_id)
+    if limit:
+        live = live.filter(turns__lt=limit)
+    # Greatest: a process whose clock lags another's must not shorten the TTL it renews.
+    return live.update(turns=F("turns") + 1, expires_at=Greatest(F("expires_at"), Value(expires_at))) == 1
+
+
+def _fresh_fields(now: datetime, expires_at: datetime) -> dict[str, Any]:
+    return {
+        "created_at": now,
+        "expires_at": expires_at,
+        "turns": 1,
+        "kv_bytes": 0,
+        "kv_warmth": False,
+        "last_pool_id": None,
+        "tokens_spent": 0,
+        "time_spent_ms": 0,
+        "cost_spent": Decimal(0),
+        **default_budgets(),
+    }
+
+
+def _restart_expired(session_id: str, now: datetime, expires_at: datetime) -> bool:
+    # The expiry condition makes this a compare-and-swap: of two racing
+    # restarts only one matches; the other then renews the new session.
+    restarted = Session.objects.expired(now).filter(pk=session_id).update(**_fresh_fields(now, expires_at))
+    if restarted:
+        logger.info("session.restarted", extra={"session_id": session_id})
+    return restarted == 1
+
+
+def _create(session_id: str, now: datetime, expires_at: datetime) -> bool:
+    try:
+        with transaction.atomic():
+            Session.objects.create(id=session_id, **_fresh_fields(now, expires_at))
+    except IntegrityError:
+        return False  # another process created it first; renewing it is next
+    logger.info("session.created", extra={"session_id": session_id})
+    return True
+
+
+def record_session_spend(session_id: str, tokens: int, decode_ms: int, cost: Decimal) -> bool:
+    """Add a finished task's spend; False when the session no longer exists.
+
+    Spend is recorded even on an expired row: the task ran, and a restart
+    resets the counters anyway.
+    """
+    if tokens < 0 or decode_ms < 0 or cost < 0:
+        raise ValueError("Spend cannot be negative.")
+    updated = Session.objects.filter(pk=session_id).update(
+        tokens_spent=F("tokens_spent") + tokens,
+        time_spent_ms=F("time_spent_ms") + decode_ms,
+        cost_spent=F("cost_spent") + cost,
+    )
+    return updated == 1
+
+
+def record_session_placement(session_id: str, pool_id: str) -> bool:
+    """The session's task was placed on `pool_id`; the KV cache is cold anywhere else."""
+    updated = Session.objects.filter(pk=session_id).update(
+        last_pool_id=pool_id,
+        # Evaluated against the row before the update: warmth survives only a same-pool placement.
+        kv_warmth=Case(When(last_pool_id=pool_id, then=F("kv_warmth")), default=Value(False)),
+    )
+    return updated == 1
+
+
+def mark_session_warm(session_id: str, pool_id: str) -> bool:
+    """First token on `pool_id`: warm, unless the session has moved on to another pool since."""
+    return Session.objects.filter(pk=session_id, last_pool_id=pool_id).update(kv_warmth=True) == 1
+
+
+def update_session_budgets(
+    session_id: str, *, tokens_budget: int | None, time_budget_ms: int | None, cost_budget: Decimal | None
+) -> bool:
+    """Set the budgets (None = unlimited) without touching counters a task may be updating."""
+    updated = Session.objects.filter(pk=session_id).update(
+        tokens_budget=tokens_budget, time_budget_ms=time_budget_ms, cost_budget=cost_budget
+    )
+    return updated == 1
+
+
+def delete_session(session_id: str) -> bool:
+    """Forget a session; True when a row was deleted."""
+    deleted, _ = Session.objects.filter(pk=session_id).delete()
+    if deleted:
+        logger.info("session.deleted", extra={"session_id": session_id})
+    return deleted > 0
+
+
+def purge_expired_sessions(now: datetime, batch_size: int = 500) -> int:
+    """Delete sessions expired at `now`, `batch_size` rows per statement; the count deleted.
+
+    Batches keep each DELETE short, so the single SQLite writer is never held
+    for long. The expiry is checked again in the DELETE itself, so a session
+    renewed between the SELECT and the DELETE survives.
+    """
+    total = 0
+    while True:
+        batch = list(Session.objects.expired(now).order_by("expires_at").values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            break
+        deleted, _ = Session.objects.expired(now).filter(pk__in=batch).delete()
+        total += deleted
+    if total:
+        logger.info("session.purged", extra={"count": total})
+    return total
