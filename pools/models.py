@@ -58,11 +58,15 @@ class Pool(models.Model):
     active_leases = models.PositiveIntegerField(default=0)
 
     desired_draining = models.BooleanField(default=False)
+    drain_started_at = models.DateTimeField(null=True, blank=True)
     drain_deadline_at = models.DateTimeField(null=True, blank=True)
+    drained_at = models.DateTimeField(null=True, blank=True, help_text="when the last lease of a drain ended")
     desired_model_ref = models.CharField(max_length=128, blank=True, default="")
     reload_state = models.CharField(max_length=16, choices=ReloadState.choices, default=ReloadState.IDLE)
+    reload_model_ref = models.CharField(max_length=128, blank=True, default="", help_text="target of the last reload")
     reload_error = models.TextField(blank=True, default="")
-    purge_request = models.JSONField(null=True, blank=True)
+    reload_requested_at = models.DateTimeField(null=True, blank=True)
+    purge_request = models.JSONField(null=True, blank=True, help_text="pending purge, with an id the agent reports back")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -71,7 +75,10 @@ class Pool(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["drain_deadline_at"], name="pool_drain_deadline")]
+        indexes = [
+            # Read by enforce_drains(): pools draining past their deadline, or whose drain has not finished.
+            models.Index(fields=["desired_draining", "drained_at"], name="pool_draining"),
+        ]
 
     def __str__(self) -> str:
         return self.id

@@ -1,0 +1,1 @@
+"""The node agent: runs on each GPU node, registers it, heartbeats, reconciles desired state."""
