@@ -74,7 +74,9 @@ def register_node(registration: NodeRegistration, principal: Principal, now: dat
     if removed:
         pools_lost(removed, reason="deregistered")
     metrics.orchd_node_registrations_total.labels(outcome="created" if created else "updated").inc()
-    logger.info("node.registered", extra={"node_id": node.id, "first_registration": created, "pools": len(registration.pools)})
+    logger.info(
+        "node.registered", extra={"node_id": node.id, "first_registration": created, "pools": len(registration.pools)}
+    )
     return RegistrationResult(node=node, created=created, node_token=token_value)
 
 
@@ -82,7 +84,9 @@ def _refuse_foreign_pools(registration: NodeRegistration) -> None:
     pool_ids = [spec.pool_id for spec in registration.pools]
     if len(set(pool_ids)) != len(pool_ids):
         raise ApiError(400, "INVALID_PARAMS", "Each pool_id may appear once.", details={"pools": ["duplicate pool_id"]})
-    foreign = list(Pool.objects.filter(id__in=pool_ids).exclude(node_id=registration.node_id).values_list("id", "node_id"))
+    foreign = list(
+        Pool.objects.filter(id__in=pool_ids).exclude(node_id=registration.node_id).values_list("id", "node_id")
+    )
     if foreign:
         claimed = ", ".join(f"{pool_id} (node {node_id})" for pool_id, node_id in foreign)
         metrics.orchd_node_registrations_total.labels(outcome="conflict").inc()

@@ -66,7 +66,9 @@ class Pool(models.Model):
     reload_model_ref = models.CharField(max_length=128, blank=True, default="", help_text="target of the last reload")
     reload_error = models.TextField(blank=True, default="")
     reload_requested_at = models.DateTimeField(null=True, blank=True)
-    purge_request = models.JSONField(null=True, blank=True, help_text="pending purge, with an id the agent reports back")
+    purge_request = models.JSONField(
+        null=True, blank=True, help_text="pending purge, with an id the agent reports back"
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -126,7 +126,9 @@ def eligible_pools(request: PlacementRequest, pools: Sequence[PoolView]) -> tupl
     return eligible, filtered
 
 
-def _apply_mode(request: PlacementRequest, eligible: list[PoolView], filtered: dict[str, str]) -> tuple[list[PoolView], bool]:
+def _apply_mode(
+    request: PlacementRequest, eligible: list[PoolView], filtered: dict[str, str]
+) -> tuple[list[PoolView], bool]:
     """Narrow by pin/prefer; returns the pools in play and whether this is a fallback."""
     if request.mode == Mode.PIN:
         for pool in eligible:

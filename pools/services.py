@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from nodes.models import Node, NodeStatus
 from orchestrator import metrics
-from orchestrator.api.errors import ApiError, conflict, invalid_params
+from orchestrator.api.errors import conflict, invalid_params
 from pools.models import Pool, ReloadState
 
 logger = logging.getLogger("orchestrator.pools")
@@ -128,7 +128,9 @@ def _settle_reload(pool: Pool, report: PoolReport) -> None:
         # Rollback: the agent kept the old engine serving; stop asking for the new model.
         pool.reload_state, pool.reload_error = ReloadState.FAILED, report.last_error
         pool.desired_model_ref = ""
-        logger.warning("pool.reload_failed", extra={"pool_id": pool.id, "model_ref": target, "error": report.last_error})
+        logger.warning(
+            "pool.reload_failed", extra={"pool_id": pool.id, "model_ref": target, "error": report.last_error}
+        )
 
 
 def desired_state(pool: Pool) -> dict[str, Any]:

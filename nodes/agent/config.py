@@ -134,8 +134,8 @@ def _parse_pool(raw: Any, index: int) -> PoolConfig:
     errors = [problem for problem in problems if problem]
     if errors:
         raise ConfigError(f"{where}: " + "; ".join(errors))
-    slots = int(raw.get("slots", raw.get("slots_total", 1)))
-    if slots < 1:
+    slots = raw.get("slots", raw.get("slots_total", 1))
+    if not isinstance(slots, int) or slots < 1:
         raise ConfigError(f"{where}: slots must be at least 1")
     return PoolConfig(
         pool_id=pool_id,

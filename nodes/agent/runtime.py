@@ -132,7 +132,9 @@ class PoolRuntime:
         # The old engine never stopped, so it keeps serving: that is the rollback.
         self.failed_target = model_ref
         self.last_error = f"reload to {model_ref} failed: {error}"
-        logger.error("pool.reload_failed", extra={"pool_id": self.config.pool_id, "model_ref": model_ref, "error": error})
+        logger.error(
+            "pool.reload_failed", extra={"pool_id": self.config.pool_id, "model_ref": model_ref, "error": error}
+        )
 
     def _retire(self, old: EngineProcess) -> None:
         deadline = time.monotonic() + OLD_ENGINE_GRACE_S

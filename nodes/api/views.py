@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -20,11 +19,11 @@ from orchestrator.auth.permissions import IsNode, IsOperator
 from orchestrator.auth.services import Principal
 from orchestrator.ids import is_valid_id
 from pools.api.serializers import report_from
-from pools.models import Pool
 
 
 def _nodes_with_pools() -> list[Node]:
-    return list(Node.objects.prefetch_related(Prefetch("pools", queryset=Pool.objects.order_by("id"))).order_by("id"))
+    # Pool's default ordering (by id) applies to the prefetch.
+    return list(Node.objects.prefetch_related("pools").order_by("id"))
 
 
 class NodeListView(APIView):
@@ -81,7 +80,9 @@ class RegisterView(APIView):
 class HeartbeatView(APIView):
     permission_classes = [IsNode]
 
-    @extend_schema(summary="Report a node's live state; the answer carries the desired state", request=HeartbeatSerializer)
+    @extend_schema(
+        summary="Report a node's live state; the answer carries the desired state", request=HeartbeatSerializer
+    )
     def post(self, request: Request, node_id: str) -> Response:
         if not is_valid_id(node_id):
             raise not_found(f"Node '{node_id}'")

@@ -104,7 +104,11 @@ class PoolReportSerializer(serializers.Serializer[PoolReport]):
     last_error = StrictCharField(max_length=4000, required=False, allow_blank=True, allow_null=True, default="")
     purged = StrictCharField(max_length=64, required=False, allow_null=True, default=None)
     engine_url = serializers.URLField(
-        max_length=500, required=False, allow_null=True, default=None, validators=[URLValidator(schemes=["http", "https"])]
+        max_length=500,
+        required=False,
+        allow_null=True,
+        default=None,
+        validators=[URLValidator(schemes=["http", "https"])],
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def pool_spec(pool_id: str = "p1", **overrides: Any) -> dict[str, Any]:
     }
 
 
-def registration(node_id: str = "gpu-1", pools: list[dict[str, Any]] | None = None, **overrides: Any) -> dict[str, Any]:
+def registration(node_id: Any = "gpu-1", pools: Any = None, **overrides: Any) -> dict[str, Any]:
     return {
         "node_id": node_id,
         "machine_id": f"machine-{node_id}",

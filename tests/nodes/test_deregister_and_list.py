@@ -57,7 +57,9 @@ def test_listing_nodes_needs_an_operator(bob):
 
 def test_listing_nodes_is_a_bounded_number_of_queries(alice, django_assert_max_num_queries):
     for i in range(20):
-        alice.post("/v2/nodes/register", registration(f"gpu-{i}", pools=[{**registration()["pools"][0], "pool_id": f"p{i}"}]))
+        alice.post(
+            "/v2/nodes/register", registration(f"gpu-{i}", pools=[{**registration()["pools"][0], "pool_id": f"p{i}"}])
+        )
 
     with django_assert_max_num_queries(6):
         assert alice.get("/v2/nodes").json()["count"] == 20

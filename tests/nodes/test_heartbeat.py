@@ -36,6 +36,9 @@ def test_each_heartbeat_stores_the_nodes_own_deadlines(node_api, settings):
     node_api.post("/v2/nodes/gpu-1/heartbeat", heartbeat())
 
     node = Node.objects.get(id="gpu-1")
+    assert node.stale_at is not None
+    assert node.offline_at is not None
+    assert node.last_heartbeat_at is not None
     assert node.stale_at - node.last_heartbeat_at == timedelta(milliseconds=2 * settings.ORCHD_HEARTBEAT_INTERVAL_MS)
     assert node.offline_at - node.last_heartbeat_at == timedelta(milliseconds=settings.ORCHD_NODE_TIMEOUT_MS)
     assert node.last_heartbeat_at >= before

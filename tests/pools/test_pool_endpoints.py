@@ -31,8 +31,21 @@ def test_pool_health_has_every_spec_field(alice, node_api):
     body = alice.get("/v2/pools/p1/health").json()
 
     assert {
-        "live", "ready", "draining", "node_id", "engine", "engine_version", "models", "slots_total", "slots_free",
-        "active_leases", "vram_free_bytes", "last_heartbeat_ms", "last_error", "reload", "metrics",
+        "live",
+        "ready",
+        "draining",
+        "node_id",
+        "engine",
+        "engine_version",
+        "models",
+        "slots_total",
+        "slots_free",
+        "active_leases",
+        "vram_free_bytes",
+        "last_heartbeat_ms",
+        "last_error",
+        "reload",
+        "metrics",
     } <= set(body)
     assert (body["live"], body["ready"], body["draining"]) == (True, True, False)
     assert body["reload"] == {"state": "idle", "model_ref": None, "error": None}

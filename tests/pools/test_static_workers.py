@@ -35,10 +35,14 @@ def test_the_probe_job_marks_a_healthy_engine_ready():
     Pool.objects.all().delete()
     from pools.services import PoolSpec, register_static_pool
 
-    register_static_pool(PoolSpec(pool_id="static-1", engine="llamacpp", engine_url="http://engine.test", models=("m",)))
+    register_static_pool(
+        PoolSpec(pool_id="static-1", engine="llamacpp", engine_url="http://engine.test", models=("m",))
+    )
     respx.get("http://engine.test/health").respond(200, json={"status": "ok"})
     respx.get("http://engine.test/props").respond(200, json={"total_slots": 2, "build_info": "b5000"})
-    respx.get("http://engine.test/slots").respond(200, json=[{"id": 0, "is_processing": True}, {"id": 1, "is_processing": False}])
+    respx.get("http://engine.test/slots").respond(
+        200, json=[{"id": 0, "is_processing": True}, {"id": 1, "is_processing": False}]
+    )
 
     assert probe_static_pools() == {"static-1": True}
 

@@ -15,6 +15,8 @@ from nodes.agent.config import ConfigError, load_config
 
 class Command(BaseCommand):
     help = "Register this node with the control plane, heartbeat its pools and carry out drain/reload/purge."
+    # The agent runs on GPU nodes, which have no control-plane database to check.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--config", required=True, type=Path, help="TOML (.toml) or YAML file")
