@@ -191,6 +191,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+CELERY_TASK_DEFAULT_QUEUE = env_str("ORCHD_CELERY_QUEUE", "orchd")
 CELERY_TASK_ALWAYS_EAGER = env_bool("ORCHD_CELERY_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
