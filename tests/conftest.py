@@ -11,6 +11,9 @@ from django.test import Client
 from orchestrator.auth.models import Role
 from orchestrator.auth.services import issue_token
 
+# Engine processes for integration tests: `fake_engine` (factory fixture) and helpers.
+pytest_plugins = ["tests.engines"]
+
 
 class Api:
     """A JSON client for the API: `api.post(path, body, token=...)` and friends."""
