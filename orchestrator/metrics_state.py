@@ -47,5 +47,14 @@ def state_gauges() -> Iterator[Metric]:
 
 
 def _queue_depth() -> GaugeMetricFamily:
-    """Queued tasks by engine and priority; empty until the data plane queues tasks."""
-    return _family("queue_depth")
+    """Queued tasks by engine and priority (not placed yet, so pool_id is `unplaced`)."""
+    from django.db.models import Count
+
+    from orchestrator.metrics import UNPLACED
+    from orchestrator.tasks.models import Task
+
+    family = _family("queue_depth")
+    rows = Task.objects.queued().values("engine", "priority").annotate(depth=Count("id")).order_by("engine", "priority")
+    for row in rows:
+        family.add_metric([row["engine"], "", UNPLACED, row["priority"]], row["depth"])
+    return family

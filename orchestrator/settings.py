@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
     "orchestrator.auth.apps.AuthConfig",
     "orchestrator.sessions.apps.SessionsConfig",
     "orchestrator.artifacts.apps.ArtifactsConfig",
+    "orchestrator.tasks.apps.TasksConfig",
     "catalog.apps.CatalogConfig",
     "nodes.apps.NodesConfig",
     "pools.apps.PoolsConfig",
@@ -210,6 +212,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-stale-nodes": {"task": "nodes.jobs.expire_stale_nodes", "schedule": 5.0},
     "enforce-drains": {"task": "pools.jobs.enforce_drains", "schedule": 5.0},
     "probe-static-pools": {"task": "pools.jobs.probe_static_pools", "schedule": 10.0},
+    "expire-queued-tasks": {"task": "orchestrator.tasks.jobs.expire_queued_tasks", "schedule": 5.0},
 }
 
 # --- Internationalisation and static files ------------------------------------
@@ -302,6 +305,8 @@ ORCHD_NODE_TIMEOUT_MS = env_int("ORCHD_NODE_TIMEOUT_MS", 30_000, minimum=100)
 
 # --- Build information (set by the packaging pipeline) ---------------------------
 ORCHD_VERSION = "0.1.0"
+# The `replica_id` label of the task metrics: which web process did the work.
+ORCHD_REPLICA_ID = env_str("ORCHD_REPLICA_ID", socket.gethostname())
 ORCHD_BUILD_COMMIT = env_str("ORCHD_BUILD_COMMIT", "unknown")
 ORCHD_BUILD_TIME = env_str("ORCHD_BUILD_TIME", "unknown")
 

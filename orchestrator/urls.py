@@ -11,6 +11,7 @@ urlpatterns = [
     path("v2/catalog/", include("catalog.api.urls")),
     path("v2/", include("nodes.api.urls")),
     path("v2/", include("pools.api.urls")),
+    path("v2/", include("orchestrator.tasks.api.urls")),
     path("v2/sessions/", include("orchestrator.sessions.api.urls")),
     path("v2/", include("orchestrator.artifacts.api.urls")),
     path("", include("orchestrator.meta.urls")),

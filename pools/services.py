@@ -146,14 +146,18 @@ def desired_state(pool: Pool) -> dict[str, Any]:
 
 
 def pools_lost(pool_ids: list[str], reason: str) -> None:
-    """Pools left placement (node offline, deregistered, pool removed).
+    """Pools left placement (node offline, deregistered, pool removed, drain deadline).
 
-    The data plane ends tasks running there with WORKER_RESET and re-queues
-    those that had not streamed a token; until it is wired in, this records
-    the event.
+    Dispatchers running tasks there end them with WORKER_RESET (re-queueing
+    those that had not streamed a token). They find out on their next
+    one-second sweep; this broadcast makes them look at once.
     """
-    if pool_ids:
-        logger.warning("pools.lost", extra={"pools": pool_ids, "reason": reason})
+    if not pool_ids:
+        return
+    logger.warning("pools.lost", extra={"pools": pool_ids, "reason": reason})
+    from orchestrator.tasks import notify
+
+    notify.broadcast({"kind": "pools_lost", "pools": pool_ids, "reason": reason})
 
 
 def drain_pool(pool: Pool, deadline_ms: int | None, now: datetime) -> Pool:

@@ -35,8 +35,15 @@ def get_pool(pool_id: str) -> Pool:
 
 
 def runtime_metrics(pool: Pool) -> dict[str, Any]:
-    """Live load of a pool; queue depth and throughput come from the data plane's task records."""
-    return {"queue_depth": 0, "tokens_per_s": 0.0, "tasks_running": pool.active_leases}
+    """Live load: queued tasks this pool could take, observed decode speed, running tasks."""
+    from orchestrator.tasks.models import ServiceTime, Task
+
+    queued = Task.objects.queued().filter(engine=pool.engine, model_ref__in=pool.model_refs or []).count()
+    per_token = [
+        row for row in ServiceTime.objects.filter(pool_id=pool.id).values_list("decode_ms_per_token", flat=True) if row
+    ]
+    tokens_per_s = round(1000 / (sum(per_token) / len(per_token)), 1) if per_token else 0.0
+    return {"queue_depth": queued, "tokens_per_s": tokens_per_s, "tasks_running": pool.active_leases}
 
 
 class OperatorView(APIView):

@@ -1,0 +1,1 @@
+"""Inference tasks: admission, the queue, dispatch, streaming and cancel (SPEC §3)."""

@@ -1,0 +1,286 @@
+"""Admission: POST /v2/tasks, every check of SPEC §3.1 in order, then persist and answer.
+
+The task row is written in the same transaction that checks capacity, so a
+202 always means "persisted"; the first frame and the dispatcher's wake-up
+go out only after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from catalog.models import CatalogModel
+from catalog.services import check_trust
+from orchestrator import metrics
+from orchestrator.api.errors import ApiError, conflict, invalid_params
+from orchestrator.auth.services import Principal
+from orchestrator.sessions.services import TurnLimitReached, open_session_turn
+from orchestrator.tasks import lifecycle, notify
+from orchestrator.tasks.models import PRIORITY_RANK, Task, TaskState
+from orchestrator.tasks.queue import Prediction, placement_request, pool_views, predict_start, queued_ahead
+from orchestrator.tasks.requests import TaskRequest
+from pools.placement import Outcome, PoolView, eligible_pools, place
+
+logger = logging.getLogger("orchestrator.admission")
+
+# Admission holds this lock while it counts the queue and inserts, so N web
+# processes on PostgreSQL never admit past capacity (SQLite serializes writers anyway).
+CAPACITY_LOCK_KEY = 0x6F726368  # "orch"
+# Above this share of capacity in use, answers carry a non-zero backoff_ms.
+SATURATION = 0.8
+
+
+@dataclass
+class Admission:
+    task: Task
+    body: dict[str, Any]
+    replayed: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def admit_task(request: TaskRequest, principal: Principal, now: datetime) -> Admission:
+    started = time.perf_counter()
+    existing = _idempotent_replay(request)
+    if existing is not None:
+        return existing
+    try:
+        admission = _admit(request, principal, now)
+    except ApiError as error:
+        metrics.tasks_rejected_total.labels(engine=request.engine, reason=error.code).inc()
+        logger.info("task.rejected", extra={"task_id": request.task_id, "code": error.code, "engine": request.engine})
+        raise
+    metrics.admission_latency_ms.labels(priority=request.priority).observe((time.perf_counter() - started) * 1000)
+    return admission
+
+
+def _idempotent_replay(request: TaskRequest) -> Admission | None:
+    task = Task.objects.filter(id=request.task_id).first()
+    if task is None:
+        return None
+    if task.request_digest != request.digest():
+        raise conflict(f"Task '{request.task_id}' exists with a different body.")
+    return Admission(task=task, body=task.admission_answer, replayed=True)
+
+
+def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admission:
+    pools = pool_views()
+    _check_limits(request, pools)
+    _check_catalog(request)
+    serving = _check_pools(request, pools)
+    with transaction.atomic():
+        _lock_capacity()
+        _open_turn(request, now)
+        position = queued_ahead(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
+        prediction = predict_start(position, request.model_ref, serving)
+        _check_deadline(request, prediction)
+        victim = _make_room(request, prediction)
+        task = _persist(request, principal, now, position, prediction, serving)
+    transaction.on_commit(lambda: lifecycle.announce_admitted(task, position, prediction, serving))
+    if victim is not None:
+        transaction.on_commit(lambda: lifecycle.announce_dropped(victim, prediction))
+    notify.wake_dispatchers_on_commit()
+    metrics.tasks_enqueued_total.labels(
+        engine=request.engine,
+        engine_version="",
+        pool_id=metrics.UNPLACED,
+        replica_id=settings.ORCHD_REPLICA_ID,
+        priority=request.priority,
+    ).inc()
+    logger.info(
+        "task.admitted",
+        extra={
+            "task_id": task.id,
+            "session_id": task.session_id,
+            "engine": task.engine,
+            "queue_position": position,
+            "predicted_start_ms": prediction.start_ms,
+        },
+    )
+    return Admission(task=task, body=task.admission_answer)
+
+
+def _check_limits(request: TaskRequest, pools: list[PoolView]) -> None:
+    reported = [pool.ctx_max for pool in pools if request.model_ref in pool.models and pool.ctx_max]
+    ctx_limit = max(reported) if reported else settings.ORCHD_CTX_MAX
+    if request.ctx > ctx_limit:
+        raise invalid_params(
+            f"ctx {request.ctx} exceeds the largest context available ({ctx_limit}).", {"ctx": [f"at most {ctx_limit}"]}
+        )
+    if request.max_tokens > settings.ORCHD_MAX_TOKENS_MAX:
+        limit = settings.ORCHD_MAX_TOKENS_MAX
+        raise invalid_params(f"max_tokens exceeds {limit}.", {"max_tokens": [f"at most {limit}"]})
+
+
+def _check_catalog(request: TaskRequest) -> None:
+    model = CatalogModel.objects.filter(id=request.model_ref).first()
+    if model is None:
+        return  # served but not catalogued: nothing to enforce
+    if model.state == "Retired":
+        raise ApiError(409, "MODEL_DEPRECATED", f"Model '{request.model_ref}' is retired.")
+    decision = check_trust(model)
+    if not decision.allowed:
+        raise ApiError(400, "UNTRUSTED_ARTIFACT", decision.message, details={"reason": decision.reason})
+
+
+def _check_pools(request: TaskRequest, pools: list[PoolView]) -> list[PoolView]:
+    """The pools that could serve this task (ignoring free slots), or the right 4xx/5xx."""
+    placement = request.placement
+    if placement.mode == "pin":
+        pinned = next((pool for pool in pools if pool.pool_id == placement.pin_pool_id), None)
+        if pinned is None:
+            raise invalid_params(
+                f"Pinned pool '{placement.pin_pool_id}' does not exist.", {"placement": ["unknown pin_pool_id"]}
+            )
+        if not (pinned.ready and pinned.node_online and not pinned.draining):
+            raise ApiError(
+                503,
+                "POOL_UNREADY",
+                f"Pool '{pinned.pool_id}' is not ready.",
+                retry_after_ms=5000,
+                pool_id=pinned.pool_id,
+                engine=request.engine,
+            )
+    decision = place(placement_request(request.model_ref, request.engine, request.ctx, placement), pools)
+    if decision.outcome == Outcome.NO_CANDIDATE:
+        metrics.placement_decisions_total.labels(
+            outcome="no_candidate", pinned=str(decision.pinned).lower(), fallback="false"
+        ).inc()
+        raise ApiError(
+            503,
+            "POOL_UNAVAILABLE",
+            f"No online, ready pool serves model '{request.model_ref}' on engine '{request.engine}'.",
+            retry_after_ms=5000,
+            engine=request.engine,
+            details={"filters": decision.filtered},
+        )
+    eligible, _ = eligible_pools(placement_request(request.model_ref, request.engine, request.ctx, placement), pools)
+    return eligible
+
+
+def _lock_capacity() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CAPACITY_LOCK_KEY])
+
+
+def _open_turn(request: TaskRequest, now: datetime) -> None:
+    try:
+        open_session_turn(request.session_id, now, max_turns=settings.ORCHD_SESSION_MAX_TURNS or None)
+    except TurnLimitReached as exc:
+        raise ApiError(
+            429,
+            "BUDGET_EXCEEDED",
+            f"Session '{request.session_id}' has used all its turns.",
+            policy_label="budget.turns",
+        ) from exc
+
+
+def _check_deadline(request: TaskRequest, prediction: Prediction) -> None:
+    if prediction.observed and prediction.start_ms > request.deadline_ms:
+        raise ApiError(
+            400,
+            "DEADLINE_UNMET",
+            f"Predicted start in {prediction.start_ms} ms is after the deadline of {request.deadline_ms} ms.",
+            policy_label="deadline",
+            engine=request.engine,
+        )
+
+
+def _make_room(request: TaskRequest, prediction: Prediction) -> Task | None:
+    """Check capacity; under drop-lru, drop the victim and return it."""
+    queued = Task.objects.queued().count()
+    if queued < settings.ORCHD_ADMISSION_CAPACITY:
+        return None
+    policy = settings.ORCHD_ADMISSION_POLICY
+    metrics.admission_backpressure_events_total.labels(engine=request.engine, policy=policy).inc()
+    retry_ms = max(1000, int(prediction.service_ms))
+    if policy == "reject":
+        raise ApiError(
+            429,
+            "ADMISSION_REJECT",
+            "The queue is full.",
+            retry_after_ms=retry_ms,
+            policy_label="reject",
+            engine=request.engine,
+        )
+    victim = _drop_victim(PRIORITY_RANK[request.priority])
+    if victim is None:
+        raise ApiError(
+            429,
+            "QUEUE_FULL_DROP_LRU",
+            "The queue is full and holds nothing of lower or equal priority to drop.",
+            retry_after_ms=retry_ms,
+            policy_label="drop-lru",
+            engine=request.engine,
+        )
+    return victim
+
+
+def _drop_victim(rank: int) -> Task | None:
+    """The oldest queued task of the lowest priority not higher than the newcomer's."""
+    for victim_rank in sorted({r for r in PRIORITY_RANK.values() if r >= rank}, reverse=True):
+        for task in Task.objects.queued().filter(priority_rank=victim_rank).order_by("created_at", "id")[:5]:
+            if lifecycle.drop_queued(task):
+                return task
+    return None
+
+
+def _persist(
+    request: TaskRequest,
+    principal: Principal,
+    now: datetime,
+    position: int,
+    prediction: Prediction,
+    serving: list[PoolView],
+) -> Task:
+    task = Task(
+        id=request.task_id,
+        session_id=request.session_id,
+        workload=request.workload,
+        model_ref=request.model_ref,
+        engine=request.engine,
+        ctx=request.ctx,
+        priority=request.priority,
+        priority_rank=PRIORITY_RANK[request.priority],
+        max_tokens=request.max_tokens,
+        deadline_ms=request.deadline_ms,
+        deadline_at=now + timedelta(milliseconds=request.deadline_ms),
+        prompt=request.prompt,
+        inputs=list(request.inputs),
+        options=request.options(),
+        request_digest=request.digest(),
+        token_id=principal.token_id,
+        state=TaskState.QUEUED,
+        created_at=now,
+    )
+    task.admission_answer = _answer(task, position, prediction, serving)
+    task.save(force_insert=True)
+    return task
+
+
+def _answer(task: Task, position: int, prediction: Prediction, serving: list[PoolView]) -> dict[str, Any]:
+    return {
+        "task_id": task.id,
+        "queue_position": position,
+        "predicted_start_ms": prediction.start_ms,
+        "backoff_ms": _backoff_ms(prediction, serving),
+        "streams": {"sse": f"/v2/tasks/{task.id}/events", "sse_verbose": f"/v2/tasks/{task.id}/events?verbose=true"},
+        # Admission requires a ready pool serving the model, so nothing needs preparing.
+        "preparation": {"steps": []},
+    }
+
+
+def _backoff_ms(prediction: Prediction, serving: list[PoolView]) -> int:
+    load = Task.objects.queued().count() / settings.ORCHD_ADMISSION_CAPACITY
+    if load < SATURATION:
+        return 0
+    slots = max(1, sum(pool.slots_total for pool in serving))
+    return int(math.ceil(prediction.service_ms / slots * load))

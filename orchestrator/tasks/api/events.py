@@ -1,0 +1,125 @@
+"""GET /v2/tasks/{id}/events: the task's frames as Server-Sent Events (SPEC §3.4).
+
+A Django async view returning a StreamingHttpResponse over an async
+generator: Django's ASGI handler cancels the generator as soon as the client
+disconnects, which is what abandonment detection relies on. The frame loop
+only reads the event log — no ORM call — so any number of clients on any
+process can watch, attach late or resume with Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from rest_framework.exceptions import APIException
+
+from orchestrator.api.errors import ApiError, api_error_from, error_response, internal_error, not_found
+from orchestrator.auth.authentication import authenticate_request
+from orchestrator.auth.services import Principal
+from orchestrator.events import get_event_log
+from orchestrator.events.base import Frame
+from orchestrator.events.sse import KEEPALIVE, format_frame
+from orchestrator.ids import is_valid_id
+from orchestrator.tasks.lifecycle import LIVE_STATES
+from orchestrator.tasks.models import Task
+from orchestrator.tasks.replay import stored_frames
+
+# SPEC §3.4: a keep-alive comment after 15 s without a frame.
+KEEPALIVE_S = 15.0
+
+
+async def task_events(request: HttpRequest, task_id: str) -> HttpResponseBase:
+    denied = await _authorize(request)
+    if denied is not None:
+        return denied
+    task = (
+        await Task.objects.filter(id=task_id).only("id", "state", "transcript_artifact_id").afirst()
+        if is_valid_id(task_id)
+        else None
+    )
+    if task is None:
+        return error_response(not_found(f"Task '{task_id}'"))
+    after = _last_event_id(request)
+    verbose = request.GET.get("verbose", "").lower() in ("1", "true", "yes")
+    log = get_event_log()
+    if task.state in LIVE_STATES or await log.exists(task_id):
+        frames = _tail(task_id, after, verbose)
+    else:
+        frames = _replay(await sync_to_async(stored_frames)(task), after)
+    response = StreamingHttpResponse(frames, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _authorize(request: HttpRequest) -> HttpResponseBase | None:
+    try:
+        principal = await sync_to_async(authenticate_request)(request)
+    except APIException as exc:
+        return error_response(api_error_from(exc) or internal_error())
+    if principal is None:
+        return error_response(
+            ApiError(401, "MISSING_TOKEN", "This endpoint needs an 'Authorization: Bearer <token>' header.")
+        )
+    if not isinstance(principal, Principal) or not principal.has_role("client"):
+        return error_response(
+            ApiError(403, "FORBIDDEN", "This endpoint needs a token with the client or operator role.")
+        )
+    return None
+
+
+def _last_event_id(request: HttpRequest) -> int:
+    raw = request.headers.get("Last-Event-ID", "").strip()
+    return int(raw) if raw.isdigit() else -1
+
+
+async def _tail(task_id: str, after: int, verbose: bool) -> AsyncIterator[bytes]:
+    log = get_event_log()
+    await log.attach(task_id)
+    try:
+        while True:
+            frames = await log.read(task_id, after, KEEPALIVE_S)
+            if not frames:
+                yield KEEPALIVE
+                continue
+            chunk = []
+            for frame in frames:
+                chunk.append(format_frame(_shaped(frame, verbose)))
+                after = frame.seq
+                if frame.terminal:
+                    yield b"".join(chunk)
+                    return
+            yield b"".join(chunk)
+    finally:
+        await log.detach(task_id, int(time.time() * 1000))
+
+
+async def _replay(frames: list[Frame], after: int) -> AsyncIterator[bytes]:
+    for frame in frames:
+        if frame.seq > after:
+            yield format_frame(frame)
+
+
+def _shaped(frame: Frame, verbose: bool) -> Frame:
+    """`human` appears in metrics frames only for verbose clients."""
+    if frame.event != "metrics":
+        return frame
+    data = {key: value for key, value in frame.data.items() if key != "human"}
+    if verbose:
+        data["human"] = _human(data)
+    return Frame(frame.seq, frame.event, data)
+
+
+def _human(data: dict[str, Any]) -> str:
+    parts = []
+    if "queue_depth" in data:
+        parts.append(f"{data['queue_depth']} task(s) ahead in the queue")
+    if "on_time_probability" in data:
+        parts.append(f"{round(100 * data['on_time_probability'])}% likely to start before the deadline")
+    if "tokens_per_s" in data:
+        parts.append(f"{data['tokens_per_s']} tokens/s")
+    return "; ".join(parts) or "working"

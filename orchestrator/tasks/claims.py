@@ -1,0 +1,136 @@
+"""Claiming queued tasks: placement plus a slot lease, both compare-and-swap.
+
+`claim_tasks` runs in one transaction. For each queued task in dispatch
+order it asks placement for a pool, takes a slot with
+`UPDATE pool SET active_leases = active_leases + 1 WHERE active_leases < slots_total`
+and claims the task with `UPDATE task ... WHERE state = 'queued'`; it acts
+only when exactly one row changed. That holds on SQLite (where
+select_for_update does nothing) and on PostgreSQL, so any number of
+dispatcher processes never oversubscribe a pool or run a task twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from orchestrator import metrics
+from orchestrator.sessions.models import Session
+from orchestrator.tasks.models import Task, TaskState
+from orchestrator.tasks.queue import placement_of, placement_request, pool_views
+from pools.models import Pool
+from pools.placement import Outcome, PoolView, Strategy, place
+
+logger = logging.getLogger("orchestrator.dispatch")
+
+# How many queued tasks one pass looks at; the rest wait for the next pass.
+SCAN_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Claim:
+    task_id: str
+    session_id: str
+    workload: str
+    model_ref: str
+    engine: str
+    priority: str
+    pool_id: str
+    node_id: str
+    engine_url: str
+    engine_version: str
+    prompt: str
+    inputs: tuple[str, ...]
+    max_tokens: int
+    seed: int | None
+    attempts: int
+    created_at: datetime
+
+
+def claim_tasks(owner: str, now: datetime, round_robin_offset: int = 0) -> list[Claim]:
+    with transaction.atomic():
+        snapshot = {pool.pool_id: pool for pool in pool_views()}
+        if not any(pool.free_slots for pool in snapshot.values()):
+            return []
+        queued = list(Task.objects.queued().in_dispatch_order()[:SCAN_LIMIT])
+        affinity = _session_pools({task.session_id for task in queued})
+        claims = []
+        for offset, task in enumerate(queued, start=round_robin_offset):
+            claim = _claim_one(task, owner, now, snapshot, affinity.get(task.session_id), offset)
+            if claim is not None:
+                claims.append(claim)
+            if not any(pool.free_slots for pool in snapshot.values()):
+                break
+        return claims
+
+
+def _session_pools(session_ids: set[str]) -> dict[str, str]:
+    rows = Session.objects.filter(id__in=session_ids, last_pool_id__isnull=False).values_list("id", "last_pool_id")
+    return {session_id: pool_id for session_id, pool_id in rows if pool_id}
+
+
+def _claim_one(
+    task: Task, owner: str, now: datetime, snapshot: dict[str, PoolView], session_pool: str | None, offset: int
+) -> Claim | None:
+    request = placement_request(
+        task.model_ref,
+        task.engine,
+        task.ctx,
+        placement_of(task),
+        session_pool_id=session_pool,
+        extra_avoid=tuple(task.avoid_pools or ()),
+    )
+    strategy = Strategy(settings.ORCHD_PLACEMENT_STRATEGY)
+    decision = place(
+        request, list(snapshot.values()), strategy, round_robin_offset=offset, seed=zlib.crc32(task.id.encode())
+    )
+    if decision.outcome != Outcome.PLACED or decision.pool_id is None:
+        return None
+    pool_id = decision.pool_id
+    leased = Pool.objects.filter(id=pool_id, active_leases__lt=F("slots_total")).update(
+        active_leases=F("active_leases") + 1
+    )
+    if not leased:
+        snapshot[pool_id] = replace(snapshot[pool_id], active_leases=snapshot[pool_id].slots_total)
+        return None
+    claimed = Task.objects.filter(id=task.id, state=TaskState.QUEUED).update(
+        state=TaskState.DISPATCHED,
+        pool_id=pool_id,
+        node_id=snapshot[pool_id].node_id,
+        owner=owner,
+        dispatched_at=now,
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        Pool.objects.filter(id=pool_id, active_leases__gt=0).update(active_leases=F("active_leases") - 1)
+        return None
+    snapshot[pool_id] = replace(snapshot[pool_id], active_leases=snapshot[pool_id].active_leases + 1)
+    metrics.placement_decisions_total.labels(
+        outcome="placed", pinned=str(decision.pinned).lower(), fallback=str(decision.fallback).lower()
+    ).inc()
+    logger.info("placement.decision", extra={"task_id": task.id, "pool_id": pool_id, **decision.log_fields()})
+    pool = Pool.objects.only("engine_url", "engine_version").get(id=pool_id)
+    return Claim(
+        task_id=task.id,
+        session_id=task.session_id,
+        workload=task.workload,
+        model_ref=task.model_ref,
+        engine=task.engine,
+        priority=task.priority,
+        pool_id=pool_id,
+        node_id=snapshot[pool_id].node_id,
+        engine_url=pool.engine_url,
+        engine_version=pool.engine_version,
+        prompt=task.prompt,
+        inputs=tuple(task.inputs or ()),
+        max_tokens=task.max_tokens,
+        seed=(task.options or {}).get("seed"),
+        attempts=task.attempts + 1,
+        created_at=task.created_at,
+    )

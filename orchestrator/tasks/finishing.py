@@ -1,0 +1,144 @@
+"""The writes at a run's first token and at its end (the only DB writes of a run)."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from orchestrator import metrics
+from orchestrator.events.base import EventLog
+from orchestrator.sessions.services import mark_session_warm, record_session_placement, record_session_spend
+from orchestrator.tasks import notify
+from orchestrator.tasks.claims import Claim
+from orchestrator.tasks.lifecycle import release_lease
+from orchestrator.tasks.models import ACTIVE_STATES, Task, TaskState
+from orchestrator.tasks.queue import placement_of, placement_request, pool_views, record_service_time
+from orchestrator.tasks.transcripts import store_transcript
+from pools.placement import eligible_pools
+
+if TYPE_CHECKING:
+    from orchestrator.tasks.runner import Outcome
+
+logger = logging.getLogger("orchestrator.runner")
+
+
+def _labels(claim: Claim) -> dict[str, str]:
+    return {"engine": claim.engine, "engine_version": claim.engine_version, "pool_id": claim.pool_id}
+
+
+@sync_to_async
+def first_token(claim: Claim, first_token_ms: float) -> None:
+    now = timezone.now()
+    Task.objects.filter(id=claim.task_id, state=TaskState.DISPATCHED).update(state=TaskState.RUNNING, started_at=now)
+    record_session_placement(claim.session_id, claim.pool_id)
+    mark_session_warm(claim.session_id, claim.pool_id)
+    metrics.tasks_started_total.labels(
+        **_labels(claim), replica_id=settings.ORCHD_REPLICA_ID, priority=claim.priority
+    ).inc()
+    metrics.latency_first_token_ms.labels(**_labels(claim), priority=claim.priority).observe(first_token_ms)
+
+
+async def finish_run(claim: Claim, outcome: Outcome, log: EventLog) -> None:
+    try:
+        if outcome.kind == "requeue":
+            if await _requeue(claim, outcome):
+                return
+            outcome.kind = "failed"  # no pool left that could take it: fail now, not at the deadline
+        final = await _terminate(claim, outcome, log)
+        await log.expire(claim.task_id, settings.ORCHD_EVENTS_RETENTION_S)
+        await _record_end(claim, outcome, final)
+        frames = await log.read(claim.task_id, -1, 0)
+        await sync_to_async(store_transcript)(claim, outcome, final, [(frame.event, frame.data) for frame in frames])
+    finally:
+        await sync_to_async(release_lease)(claim.pool_id)
+        await notify.abroadcast({"kind": "wake"})
+
+
+async def _terminate(claim: Claim, outcome: Outcome, log: EventLog) -> str:
+    """Write this run's terminal frame; the final state (canceled if another terminal frame won)."""
+    if outcome.kind == "canceled":
+        return TaskState.CANCELED
+    if outcome.kind == "completed":
+        won = await log.terminate(claim.task_id, "end", outcome.end_data)
+        return TaskState.COMPLETED if won is not None else TaskState.CANCELED
+    won = await log.terminate(claim.task_id, "error", outcome.error or {})
+    return TaskState.FAILED if won is not None else TaskState.CANCELED
+
+
+@sync_to_async
+def _requeue(claim: Claim, outcome: Outcome) -> bool:
+    """Back to the queue, avoiding the pool that failed; False when no other pool could take it."""
+    task = Task.objects.filter(id=claim.task_id).first()
+    if task is None:
+        return True
+    avoid = sorted({*task.avoid_pools, claim.pool_id})
+    request = placement_request(task.model_ref, task.engine, task.ctx, placement_of(task), extra_avoid=tuple(avoid))
+    if not eligible_pools(request, pool_views())[0]:
+        return False
+    requeued = Task.objects.filter(id=claim.task_id, state__in=ACTIVE_STATES, started_at__isnull=True).update(
+        state=TaskState.QUEUED, pool_id="", node_id="", owner="", avoid_pools=avoid
+    )
+    logger.warning(
+        "task.requeued" if requeued else "task.requeue_skipped",
+        extra={"task_id": claim.task_id, "pool_id": claim.pool_id, "error": outcome.error, "attempt": claim.attempts},
+    )
+    return True
+
+
+@sync_to_async
+def _record_end(claim: Claim, outcome: Outcome, final: str) -> None:
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "tokens_out": outcome.tokens_out,
+        "decode_ms": outcome.decode_ms,
+        "tokens_in": outcome.tokens_in,
+        "finish_reason": outcome.finish_reason or ("canceled" if final == TaskState.CANCELED else ""),
+        "error": outcome.error if final == TaskState.FAILED else None,
+    }
+    if not settings.ORCHD_STORE_PROMPTS:
+        fields.update(prompt="", inputs=[])
+    live = Q(state__in=ACTIVE_STATES)
+    changed = Task.objects.filter(live, id=claim.task_id).update(state=final, finished_at=now, **fields)
+    if not changed:  # a cancel got there first: keep its state, record what was really produced
+        Task.objects.filter(id=claim.task_id).update(**fields)
+    _spend(claim, outcome)
+    labels = _labels(claim)
+    metrics.tokens_out_total.labels(**labels, replica_id=settings.ORCHD_REPLICA_ID).inc(outcome.tokens_out)
+    if outcome.tokens_in:
+        metrics.tokens_in_total.labels(**labels, replica_id=settings.ORCHD_REPLICA_ID).inc(outcome.tokens_in)
+    if changed:
+        metrics.tasks_completed_total.labels(engine=claim.engine, pool_id=claim.pool_id, outcome=final).inc()
+    if final == TaskState.COMPLETED:
+        metrics.latency_decode_ms.labels(**labels, priority=claim.priority).observe(outcome.decode_ms)
+        if outcome.first_token_ms is not None:
+            record_service_time(
+                claim.model_ref, claim.pool_id, outcome.first_token_ms, outcome.decode_ms, outcome.tokens_out
+            )
+    logger.info(
+        "task.finished",
+        extra={
+            "task_id": claim.task_id,
+            "session_id": claim.session_id,
+            "pool_id": claim.pool_id,
+            "node_id": claim.node_id,
+            "engine": claim.engine,
+            "state": final,
+            "tokens_in": outcome.tokens_in,
+            "tokens_out": outcome.tokens_out,
+            "decode_ms": outcome.decode_ms,
+        },
+    )
+
+
+def _spend(claim: Claim, outcome: Outcome) -> None:
+    from catalog.models import CatalogModel
+
+    price = CatalogModel.objects.filter(id=claim.model_ref).values_list("cost_per_1k_tokens", flat=True).first()
+    cost = Decimal(outcome.tokens_out) * (price or Decimal(0)) / 1000
+    record_session_spend(claim.session_id, outcome.tokens_out, outcome.decode_ms, cost)

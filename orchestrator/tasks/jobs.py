@@ -1,0 +1,22 @@
+"""Celery jobs of the data plane."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from orchestrator.tasks.lifecycle import expire_overdue_tasks
+
+
+@shared_task(name="orchestrator.tasks.jobs.expire_queued_tasks", ignore_result=True)
+def expire_queued_tasks() -> list[str]:
+    """Every 5 s (beat): expire queued tasks past their deadline.
+
+    Only with a shared event log (REDIS_URL): the SSE error frame must reach
+    the stream clients read. In the embedded setup the log lives in the web
+    process, whose dispatcher runs the same sweep every second.
+    """
+    if not settings.REDIS_URL:
+        return []
+    return expire_overdue_tasks(timezone.now())

@@ -1,0 +1,154 @@
+"""The queue's view of the fleet: pool snapshots, queue positions and start predictions.
+
+Predictions use only observed service times (an EWMA per model and pool,
+updated when tasks finish). Without observations a prediction is marked as
+a guess, and admission never refuses a deadline on a guess (SPEC §3.1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+
+from orchestrator.tasks.models import Task
+from orchestrator.tasks.requests import Placement
+from pools.models import Pool
+from pools.placement import Mode, PlacementRequest, PoolView
+
+# Weight of the newest observation in the moving averages.
+EWMA_ALPHA = 0.2
+# Used for predictions before anything was observed: a visible guess, never a refusal.
+UNOBSERVED_SERVICE_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    start_ms: int
+    observed: bool
+    service_ms: float
+
+
+def pool_views(pools: list[Pool] | None = None) -> list[PoolView]:
+    """Every pool as placement sees it; filters (online, ready, draining) are placement's job."""
+    rows = pools if pools is not None else list(Pool.objects.select_related("node"))
+    return [
+        PoolView(
+            pool_id=pool.id,
+            node_id=pool.node_id,
+            engine=pool.engine,
+            models=frozenset(pool.model_refs or ()),
+            slots_total=pool.slots_total,
+            active_leases=pool.active_leases,
+            ready=pool.ready,
+            draining=pool.is_draining,
+            node_online=pool.node.status == "online",
+            ctx_max=pool.ctx_max,
+            device_mask=pool.device_mask,
+            vram_free_bytes=pool.vram_free_bytes,
+        )
+        for pool in rows
+    ]
+
+
+def placement_request(
+    model_ref: str,
+    engine: str,
+    ctx: int,
+    placement: Placement,
+    *,
+    session_pool_id: str | None = None,
+    extra_avoid: tuple[str, ...] = (),
+) -> PlacementRequest:
+    return PlacementRequest(
+        model_ref=model_ref,
+        engine=engine,
+        ctx=ctx,
+        mode=Mode(placement.mode),
+        pin_pool_id=placement.pin_pool_id,
+        prefer_pools=placement.prefer_pools,
+        avoid_pools=(*placement.avoid_pools, *extra_avoid),
+        require_device_mask=placement.require_device_mask or None,
+        allow_fallback=placement.allow_fallback,
+        session_pool_id=session_pool_id,
+    )
+
+
+def placement_of(task: Task) -> Placement:
+    raw = dict(task.options.get("placement") or {})
+    return Placement(
+        mode=raw.get("mode", "auto"),
+        pin_pool_id=raw.get("pin_pool_id"),
+        prefer_pools=tuple(raw.get("prefer_pools") or ()),
+        avoid_pools=tuple(raw.get("avoid_pools") or ()),
+        require_device_mask=raw.get("require_device_mask"),
+        allow_fallback=raw.get("allow_fallback", True),
+    )
+
+
+def queued_ahead(model_ref: str, engine: str, rank: int, created_at: datetime, task_id: str | None = None) -> int:
+    """Queued tasks for the same (model, engine) that will be dispatched before this one."""
+    earlier = Q(priority_rank__lt=rank) | Q(priority_rank=rank, created_at__lt=created_at)
+    if task_id is not None:
+        earlier |= Q(priority_rank=rank, created_at=created_at, id__lt=task_id)
+    return Task.objects.queued().filter(earlier, model_ref=model_ref, engine=engine).count()
+
+
+def predict_start(position: int, model_ref: str, pools: list[PoolView]) -> Prediction:
+    """When a task at `position` (0 = next) will start, from free slots and observed service times."""
+    free = sum(pool.free_slots for pool in pools)
+    slots = sum(pool.slots_total for pool in pools)
+    service_ms, observed = _service_ms(model_ref, [pool.pool_id for pool in pools])
+    if position < free or slots == 0:
+        return Prediction(0, observed, service_ms)
+    # Slots free up one service time after they were taken; each full wave of
+    # `slots` tasks ahead costs one more service time.
+    waves = (position - free) // slots + 1
+    return Prediction(int(waves * service_ms), observed, service_ms)
+
+
+def _service_ms(model_ref: str, pool_ids: list[str]) -> tuple[float, bool]:
+    from orchestrator.tasks.models import ServiceTime
+
+    totals = list(
+        ServiceTime.objects.filter(model_ref=model_ref, pool_id__in=pool_ids).values_list("total_ms", flat=True)
+    )
+    if not totals:
+        return UNOBSERVED_SERVICE_MS, False
+    return sum(totals) / len(totals), True
+
+
+def on_time_probability(predicted_start_ms: int, remaining_ms: int, service_ms: float) -> float:
+    """A smooth estimate that the task starts before its deadline (1.0 when it surely does)."""
+    if remaining_ms <= 0:
+        return 0.0
+    spread = max(service_ms, 1.0) / 4
+    return round(1.0 / (1.0 + math.exp((predicted_start_ms - remaining_ms) / spread)), 3)
+
+
+def record_service_time(model_ref: str, pool_id: str, first_token_ms: float, decode_ms: float, tokens: int) -> None:
+    """Fold one finished task into the (model, pool) averages."""
+    from orchestrator.tasks.models import ServiceTime
+
+    per_token = decode_ms / tokens if tokens else 0.0
+    total = first_token_ms + decode_ms
+    with transaction.atomic():
+        row = ServiceTime.objects.select_for_update().filter(model_ref=model_ref, pool_id=pool_id).first()
+        if row is None:
+            ServiceTime.objects.create(
+                model_ref=model_ref,
+                pool_id=pool_id,
+                first_token_ms=first_token_ms,
+                decode_ms_per_token=per_token,
+                total_ms=total,
+                samples=1,
+            )
+            return
+        row.first_token_ms += EWMA_ALPHA * (first_token_ms - row.first_token_ms)
+        row.decode_ms_per_token += EWMA_ALPHA * (per_token - row.decode_ms_per_token)
+        row.total_ms += EWMA_ALPHA * (total - row.total_ms)
+        row.samples += 1
+        row.save()

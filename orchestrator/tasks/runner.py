@@ -1,0 +1,240 @@
+"""Running one claimed task: engine stream in, event log frames out.
+
+The token path does no database work: frames go to the event log, and the
+task row is written only at first token and at the end. A runner ends in
+exactly one of: completed, failed, canceled (someone else wrote the terminal
+frame), or re-queued (the engine failed before the first token and retries
+remain). Whatever happens, its slot lease is released exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from django.conf import settings
+
+from orchestrator.engines import adapter_for
+from orchestrator.engines.base import EngineError, EngineEvent, EngineRequest, Finished, Token, Vectors
+from orchestrator.events import get_event_log
+from orchestrator.tasks import finishing
+from orchestrator.tasks.claims import Claim
+from orchestrator.tasks.lifecycle import WORKER_RESET_RETRY_MS, error_data
+
+logger = logging.getLogger("orchestrator.runner")
+
+# SPEC §3.4: metrics frames at most every 500 ms, never per token.
+METRICS_INTERVAL_S = 0.5
+
+
+@dataclass
+class Outcome:
+    """How a run ended, as the finishing step needs to know it."""
+
+    kind: str  # completed | failed | canceled | requeue
+    tokens_out: int = 0
+    tokens_in: int | None = None
+    decode_ms: int = 0
+    first_token_ms: float | None = None
+    finish_reason: str = ""
+    error: dict[str, Any] | None = None
+    end_data: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.stop_reason: str | None = None
+        self.log = get_event_log()
+
+    def request(self) -> EngineRequest:
+        claim = self.claim
+        return EngineRequest(
+            task_id=claim.task_id,
+            engine_url=claim.engine_url,
+            workload=claim.workload,
+            model_ref=claim.model_ref,
+            max_tokens=claim.max_tokens,
+            prompt=claim.prompt,
+            inputs=claim.inputs,
+            seed=claim.seed,
+            first_token_timeout_s=float(settings.ORCHD_FIRST_TOKEN_TIMEOUT_S),
+            idle_timeout_s=float(settings.ORCHD_IDLE_TIMEOUT_S),
+        )
+
+    async def run(self) -> Outcome:
+        started = time.monotonic()
+        await self._announce_dispatch()
+        try:
+            outcome = await self._stream(started)
+        except asyncio.CancelledError:
+            if self.stop_reason is None:
+                raise
+            if self.stop_reason == "canceled":
+                outcome = Outcome("canceled", tokens_out=self._tokens, decode_ms=self._decode_ms())
+            else:
+                outcome = self._stopped(self.stop_reason, tokens=self._tokens, started=started)
+        await finishing.finish_run(self.claim, outcome, self.log)
+        return outcome
+
+    _tokens = 0
+    _first_token_at: float | None = None
+
+    async def _announce_dispatch(self) -> None:
+        """Tell watchers where the task runs; write `started` if the log lost it (a restart)."""
+        claim = self.claim
+        where = {"pool_id": claim.pool_id, "node_id": claim.node_id, "engine_version": claim.engine_version}
+        if (await self.log.stats(claim.task_id)).frames == 0:
+            started = {
+                "queue_position": 0,
+                "predicted_start_ms": 0,
+                "engine": claim.engine,
+                "model_ref": claim.model_ref,
+            }
+            await self.log.append(claim.task_id, "started", {**started, **where})
+        await self.log.append(
+            claim.task_id, "metrics", {"queue_depth": 0, "prep": {**where, "attempt": claim.attempts}}
+        )
+
+    async def _stream(self, started: float) -> Outcome:
+        claim = self.claim
+        stream = cast(AsyncGenerator[EngineEvent, None], adapter_for(claim.engine).stream(self.request()))
+        last_metrics = time.monotonic()
+        finished: Finished | None = None
+        vectors: Vectors | None = None
+        try:
+            async for event in stream:
+                if isinstance(event, Token):
+                    if self._first_token_at is None:
+                        self._first_token_at = time.monotonic()
+                        await finishing.first_token(claim, (self._first_token_at - started) * 1000)
+                    if await self.log.append(claim.task_id, "token", {"t": event.text, "i": self._tokens}) is None:
+                        return Outcome("canceled", tokens_out=self._tokens)
+                    self._tokens += 1
+                    if time.monotonic() - last_metrics >= METRICS_INTERVAL_S:
+                        last_metrics = time.monotonic()
+                        if not await self._metrics_frame():
+                            return Outcome("canceled", tokens_out=self._tokens)
+                elif isinstance(event, Finished):
+                    finished = event
+                elif isinstance(event, Vectors):
+                    vectors = event
+        except EngineError as error:
+            return self._failed(error, started)
+        finally:
+            await stream.aclose()
+        return self._completed(finished, vectors, started)
+
+    async def _metrics_frame(self) -> bool:
+        elapsed = time.monotonic() - (self._first_token_at or time.monotonic())
+        rate = round(self._tokens / elapsed, 1) if elapsed > 0 else 0.0
+        return await self.log.append(self.claim.task_id, "metrics", {"tokens_per_s": rate}) is not None
+
+    def _first_token_ms(self, started: float) -> float | None:
+        return (self._first_token_at - started) * 1000 if self._first_token_at else None
+
+    def _decode_ms(self) -> int:
+        return int((time.monotonic() - self._first_token_at) * 1000) if self._first_token_at else 0
+
+    def _completed(self, finished: Finished | None, vectors: Vectors | None, started: float) -> Outcome:
+        if vectors is not None:
+            end: dict[str, Any] = {
+                "tokens_out": 0,
+                "decode_ms": int((time.monotonic() - started) * 1000),
+                "tokens_in": vectors.tokens_in,
+                "finish_reason": "stop",
+                "canceled": False,
+            }
+            if vectors.embeddings:
+                end["embeddings"] = vectors.embeddings
+            if vectors.scores:
+                end["scores"] = vectors.scores
+            return Outcome(
+                "completed", tokens_in=vectors.tokens_in, decode_ms=end["decode_ms"], finish_reason="stop", end_data=end
+            )
+        reason = finished.finish_reason if finished else "stop"
+        decode_ms = finished.decode_ms if finished and finished.decode_ms is not None else self._decode_ms()
+        tokens_in = finished.tokens_in if finished else None
+        end = {
+            "tokens_out": self._tokens,
+            "decode_ms": decode_ms,
+            "tokens_in": tokens_in,
+            "finish_reason": reason,
+            "canceled": False,
+        }
+        return Outcome(
+            "completed",
+            tokens_out=self._tokens,
+            tokens_in=tokens_in,
+            decode_ms=decode_ms,
+            first_token_ms=self._first_token_ms(started),
+            finish_reason=reason,
+            end_data=end,
+        )
+
+    def _failed(self, error: EngineError, started: float) -> Outcome:
+        retry_ms = WORKER_RESET_RETRY_MS if error.code == "WORKER_RESET" else None
+        # SPEC §3.2 retries failures of the pool (refused, 5xx, lost node, no first token in time),
+        # not requests the engine refused as invalid (4xx), which another pool would refuse too.
+        retriable_here = error.code in ("WORKER_RESET", "DECODE_TIMEOUT")
+        if (
+            retriable_here
+            and error.before_first_token
+            and self._tokens == 0
+            and self.claim.attempts <= settings.ORCHD_DISPATCH_RETRIES
+        ):
+            data = error_data(
+                error.code, error.message, retry_after_ms=retry_ms, engine=self.claim.engine, pool_id=self.claim.pool_id
+            )
+            return Outcome("requeue", error=data)
+        data = error_data(
+            error.code, error.message, retry_after_ms=retry_ms, engine=self.claim.engine, pool_id=self.claim.pool_id
+        )
+        return Outcome(
+            "failed",
+            tokens_out=self._tokens,
+            decode_ms=self._decode_ms(),
+            first_token_ms=self._first_token_ms(started),
+            error=data,
+        )
+
+    def _stopped(self, reason: str, *, tokens: int, started: float) -> Outcome:
+        """The pool went away or its drain deadline passed: retry if nothing was sent yet."""
+        message = (
+            "The pool's drain deadline passed."
+            if reason == "drain"
+            else f"The engine's node became unavailable ({reason})."
+        )
+        data = error_data(
+            "WORKER_RESET",
+            message,
+            retry_after_ms=WORKER_RESET_RETRY_MS,
+            engine=self.claim.engine,
+            pool_id=self.claim.pool_id,
+        )
+        if tokens == 0 and self.claim.attempts <= settings.ORCHD_DISPATCH_RETRIES and reason != "drain":
+            return Outcome("requeue", error=data)
+        if reason == "drain":
+            data["policy_label"] = "drain"
+        return Outcome(
+            "failed",
+            tokens_out=tokens,
+            decode_ms=self._decode_ms(),
+            first_token_ms=self._first_token_ms(started),
+            error=data,
+        )
+
+
+async def run_claim(claim: Claim, runner: Runner | None = None) -> Outcome:
+    runner = runner or Runner(claim)
+    try:
+        return await runner.run()
+    except Exception:
+        logger.exception("runner.crashed", extra={"task_id": claim.task_id, "pool_id": claim.pool_id})
+        outcome = Outcome("failed", error=error_data("INTERNAL", "The dispatcher failed while running this task."))
+        await finishing.finish_run(claim, outcome, get_event_log())
+        return outcome
