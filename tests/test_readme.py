@@ -9,7 +9,12 @@ READERS = re.compile(r'env_(?:str|bool|int|optional_str|optional_int|optional_de
 
 def variables_read_by_the_code():
     names = set()
-    for path in [*ROOT.glob("orchestrator/**/*.py"), *ROOT.glob("catalog/**/*.py"), *ROOT.glob("nodes/**/*.py"), *ROOT.glob("pools/**/*.py")]:
+    for path in [
+        *ROOT.glob("orchestrator/**/*.py"),
+        *ROOT.glob("catalog/**/*.py"),
+        *ROOT.glob("nodes/**/*.py"),
+        *ROOT.glob("pools/**/*.py"),
+    ]:
         names.update(READERS.findall(path.read_text()))
     return names
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 
 from orchestrator.engines import adapter_for
-from orchestrator.engines.base import EngineError, EngineEvent, EngineRequest, Finished, Token, Vectors
+from orchestrator.engines.base import EngineError, EngineRequest, Finished, Token, Vectors
 from orchestrator.events import get_event_log
 from orchestrator.tasks import finishing
 from orchestrator.tasks.claims import Claim
@@ -102,7 +101,7 @@ class Runner:
 
     async def _stream(self, started: float) -> Outcome:
         claim = self.claim
-        stream = cast(AsyncGenerator[EngineEvent, None], adapter_for(claim.engine).stream(self.request()))
+        stream = adapter_for(claim.engine).stream(self.request())
         last_metrics = time.monotonic()
         finished: Finished | None = None
         vectors: Vectors | None = None

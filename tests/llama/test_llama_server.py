@@ -14,7 +14,6 @@ import pytest
 from tests.support.gguf_model import TINY_VOCAB
 from tests.support.llama import LlamaServer, make_tiny_gguf, run_llama_server
 
-
 pytestmark = pytest.mark.integration
 
 # Ids below this are <unk>, <s>, </s> and the 256 byte-fallback tokens, which the model must avoid.

@@ -37,8 +37,7 @@ def add_pool(
         model_refs=list(models),
         slots_total=slots,
         slots_free=slots,
-        ready=True,
-        **fields,
+        **{"ready": True, **fields},
     )
 
 

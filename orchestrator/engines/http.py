@@ -1,0 +1,54 @@
+"""The HTTP client every engine adapter shares: one per process and event loop.
+
+A client's pooled connections belong to the loop that opened them, so a
+client is never handed to another loop, and one whose loop has closed is
+dropped rather than reused (tests and management commands run many loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+# Connecting to an engine is local-network work: 5 s means it is down (SPEC §11).
+CONNECT_TIMEOUT_S = 5.0
+# No read, write or pool timeout here: a generation may legitimately last
+# minutes, so adapters bound each wait by the first-token and idle timeouts.
+_TIMEOUT = httpx.Timeout(connect=CONNECT_TIMEOUT_S, read=None, write=None, pool=None)
+# One stream per task in flight on this process; keep-alive connections are
+# reused by the next task on the same engine (one per slot is plenty).
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30.0)
+
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+
+def engine_client() -> httpx.AsyncClient:
+    """The shared client of the running event loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        _forget_closed_loops()
+        client = _new_client()
+        _clients[loop] = client
+    return client
+
+
+async def aclose_clients() -> None:
+    """Close the running loop's client (at shutdown); clients of closed loops are only forgotten."""
+    _forget_closed_loops()
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def _new_client() -> httpx.AsyncClient:
+    # trust_env=False: engines sit on the cluster network; an HTTP(S)_PROXY meant
+    # for the outside world must not capture token streams.
+    return httpx.AsyncClient(timeout=_TIMEOUT, limits=_LIMITS, http1=True, http2=False, trust_env=False)
+
+
+def _forget_closed_loops() -> None:
+    # Their sockets cannot be closed from here (the loop is gone); the garbage collector frees them.
+    for loop in [loop for loop in _clients if loop.is_closed()]:
+        del _clients[loop]

@@ -1,0 +1,150 @@
+"""Every engine failure becomes an EngineError with the SPEC code and whether a token was out yet."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.engines_adapters.wire import Body, collect, generation, mock_generation, sse, token_frame
+
+PROTOCOLS = ["llamacpp", "openai", "tgi"]
+
+pytestmark = pytest.mark.parametrize("protocol", PROTOCOLS)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+async def test_it_reports_an_overloaded_or_broken_engine_as_retriable(respx_mock, protocol, status):
+    body = Body([b'{"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}'])
+    mock_generation(respx_mock, protocol, body, status=status)
+
+    outcome = await collect(protocol)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token, outcome.error.status) == (
+        "WORKER_RESET",
+        True,
+        status,
+    )
+    assert "Loading model" in outcome.error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (400, b'{"error": {"message": "n_predict is too large", "type": "invalid_request_error"}}', "n_predict is"),
+        (404, b'{"error": {"message": "The model `x` does not exist.", "code": 404}}', "does not exist"),
+        (422, b'{"error": "Input validation error: inputs too long", "error_type": "validation"}', "too long"),
+        (400, b'{"detail": "bad field"}', "bad field"),
+        (413, b"<html>too large</html>", "<html>too large</html>"),
+    ],
+)
+async def test_it_reports_a_refused_request_as_invalid_params(respx_mock, protocol, status, body, message):
+    mock_generation(respx_mock, protocol, Body([body]), status=status)
+
+    outcome = await collect(protocol)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token, outcome.error.status) == (
+        "INVALID_PARAMS",
+        True,
+        status,
+    )
+    assert message in outcome.error.message
+
+
+@pytest.mark.parametrize(
+    "failure", [httpx.ConnectError("Connection refused"), httpx.ConnectTimeout("timed out"), httpx.ReadError("reset")]
+)
+async def test_it_reports_an_unreachable_engine_as_retriable(respx_mock, protocol, failure):
+    mock_generation(respx_mock, protocol, Body([])).mock(side_effect=failure)
+
+    outcome = await collect(protocol)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token, outcome.error.status) == ("WORKER_RESET", True, None)
+
+
+async def test_it_reports_a_stream_cut_after_two_tokens(respx_mock, protocol):
+    cut = httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+    mock_generation(respx_mock, protocol, Body([generation(protocol, ["a", "b"], final=False)], fail=cut))
+
+    outcome = await collect(protocol)
+
+    assert outcome.tokens == ["a", "b"]
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", False)
+
+
+async def test_it_reports_a_body_that_ends_without_the_final_frame(respx_mock, protocol):
+    mock_generation(respx_mock, protocol, Body([generation(protocol, ["a", "b"], final=False)]))
+
+    outcome = await collect(protocol)
+
+    assert outcome.tokens == ["a", "b"]
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", False)
+    assert "final frame" in outcome.error.message
+
+
+async def test_it_reports_an_empty_body_before_any_token(respx_mock, protocol):
+    mock_generation(respx_mock, protocol, Body([]))
+
+    outcome = await collect(protocol)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", True)
+
+
+async def test_it_reports_invalid_json_mid_stream(respx_mock, protocol):
+    mock_generation(respx_mock, protocol, Body([sse(token_frame(protocol, "a"), '{"content": "b"')]))
+
+    outcome = await collect(protocol)
+
+    assert outcome.tokens == ["a"]
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", False)
+    assert "invalid JSON" in outcome.error.message
+
+
+async def test_it_reports_a_frame_that_is_not_an_object(respx_mock, protocol):
+    mock_generation(respx_mock, protocol, Body([sse([1, 2])]))
+
+    outcome = await collect(protocol)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", True)
+
+
+@pytest.mark.parametrize(
+    "error_frame",
+    [
+        {"error": {"code": 500, "message": "CUDA out of memory", "type": "server_error"}},
+        {"error": "CUDA out of memory", "error_type": "generation"},
+    ],
+)
+async def test_it_reports_an_error_object_in_the_stream(respx_mock, protocol, error_frame):
+    mock_generation(respx_mock, protocol, Body([sse(token_frame(protocol, "a"), error_frame)]))
+
+    outcome = await collect(protocol)
+
+    assert outcome.tokens == ["a"]
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", False)
+    assert "CUDA out of memory" in outcome.error.message
+
+
+async def test_it_reports_an_error_line_of_older_servers(respx_mock, protocol):
+    mock_generation(respx_mock, protocol, Body([b'error: {"message": "slot unavailable"}\n\n']))
+
+    outcome = await collect(protocol)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", True)
+    assert "slot unavailable" in outcome.error.message
+
+
+async def test_it_refuses_a_workload_it_does_not_serve(respx_mock, protocol):
+    outcome = await collect(protocol, workload="rerank", inputs=("q", "d"))
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("INVALID_PARAMS", True)

@@ -1,0 +1,39 @@
+"""Frames on the wire (SPEC §3.4)."""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.events.base import Frame
+from orchestrator.events.sse import KEEPALIVE, format_frame
+
+
+def test_it_writes_id_event_and_one_line_of_compact_json() -> None:
+    frame = Frame(7, "token", {"t": "hi", "i": 3})
+
+    assert format_frame(frame) == b'id: 7\nevent: token\ndata: {"t":"hi","i":3}\n\n'
+
+
+def test_it_keeps_text_beyond_ascii_as_utf8() -> None:
+    frame = Frame(0, "token", {"t": "héllo 👋"})
+
+    assert format_frame(frame) == 'id: 0\nevent: token\ndata: {"t":"héllo 👋"}\n\n'.encode()
+
+
+def test_it_keeps_line_breaks_in_text_on_one_line() -> None:
+    # given: every character some line reader splits on
+    text = "a\nb\rc\x0bd\x0ce\x1cf\x85g\u2028h\u2029i"
+    frame = Frame(1, "token", {"t": text})
+
+    # when
+    wire = format_frame(frame).decode()
+
+    # then: one data line, which parses back to the same text
+    id_line, event_line, data_line, blank, end = wire.split("\n")
+    assert (id_line, event_line, blank, end) == ("id: 1", "event: token", "", "")
+    assert data_line.splitlines() == [data_line]
+    assert json.loads(data_line.removeprefix("data: ")) == {"t": text}
+
+
+def test_keepalive_is_an_sse_comment() -> None:
+    assert KEEPALIVE == b": keep-alive\n\n"
