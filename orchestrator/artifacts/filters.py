@@ -1,6 +1,5 @@
 """`GET /v2/artifacts?tag=&kind=`: which artifacts a list shows."""
 
-
 from __future__ import annotations
 
 import django_filters
