@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from typing import Any
 
 import pytest
@@ -55,6 +57,23 @@ class Api:
 
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.call("DELETE", path, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_redis_keys() -> None:
+    """One Redis key prefix per test session (and xdist worker), inherited by child processes.
+
+    Test task ids repeat from run to run; without this, a stream could read
+    frames another run left in Redis, and broadcasts would cross between workers.
+    """
+    from django.conf import settings
+
+    prefix = f"orchd-test-{uuid.uuid4().hex[:8]}"
+    settings.ORCHD_REDIS_PREFIX = prefix
+    os.environ["ORCHD_REDIS_PREFIX"] = prefix
+    layer = settings.CHANNEL_LAYERS["default"]
+    if "CONFIG" in layer:
+        layer["CONFIG"]["prefix"] = f"{prefix}:ch"
 
 
 @pytest.fixture(autouse=True)

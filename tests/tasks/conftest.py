@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from pools.models import Pool
 from tests.support.web import WebServer, run_web_server
 
 _ids = itertools.count()
+_run = uuid.uuid4().hex[:6]
 
 
 def add_pool(
@@ -44,7 +46,7 @@ def add_pool(
 def task_body(**overrides: Any) -> dict[str, Any]:
     number = next(_ids)
     return {
-        "task_id": f"t-{number}-{overrides.pop('suffix', 'x')}",
+        "task_id": f"t-{_run}-{number}",
         "session_id": "s-1",
         "workload": "completion",
         "model_ref": "tiny",
