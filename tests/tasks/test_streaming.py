@@ -157,3 +157,17 @@ def test_an_unknown_task_stream_is_a_404_envelope(web):
 
     assert response.status_code == 404
     assert response.json()["code"] == "NOT_FOUND"
+
+
+def test_resuming_after_the_terminal_frame_ends_at_once(web):
+    with run_fake_engine("llamacpp") as engine:
+        add_pool("p1", engine.url)
+        client = web()
+        task_id = client.submit(max_tokens=3).json()["task_id"]
+        full = read_stream(client.server.url, client.token, task_id)
+
+        headers = {"Authorization": f"Bearer {client.token}", "Last-Event-ID": str(full.terminal.id)}
+        response = httpx.get(f"{client.server.url}/v2/tasks/{task_id}/events", headers=headers, timeout=10)
+
+    assert response.status_code == 200
+    assert response.text == ""

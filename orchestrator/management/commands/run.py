@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.ORCHD_HOST)
         parser.add_argument("--port", type=int, default=settings.ORCHD_PORT)
         parser.add_argument("--no-worker", action="store_true", help="Run only the web server.")
+        parser.add_argument(
+            "--demo", action="store_true", help="Also run a fake engine and a node agent serving 'demo-model'."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         refusal = startup_refusal(options["host"])
@@ -82,6 +87,8 @@ class Command(BaseCommand):
                 "--concurrency",
                 "2",
             ]
+        if options["demo"]:
+            commands.update(demo_node_commands(options["host"], options["port"]))
         return commands
 
     def _start(self, commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
@@ -118,3 +125,40 @@ class Command(BaseCommand):
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def demo_node_commands(host: str, port: int) -> dict[str, list[str]]:
+    """A fake llama.cpp engine and a node agent for it, so a new install shows a live pool."""
+    from orchestrator.auth.models import ApiToken, Role
+    from orchestrator.auth.services import issue_token
+
+    config = Path(settings.DATA_DIR) / "demo-node.toml"
+    if not config.exists() or not ApiToken.objects.usable_now().filter(node_id="demo-node").exists():
+        token = issue_token("demo-node", Role.NODE, node_id="demo-node", created_by="manage.py run --demo").value
+        config.write_text(
+            f'control_plane_url = "http://{host}:{port}"\n'
+            f'token = "{token}"\n'
+            'node_id = "demo-node"\n'
+            "[[pools]]\n"
+            'pool_id = "demo-pool"\n'
+            'engine = "llamacpp"\n'
+            f'engine_url = "http://127.0.0.1:{_free_port()}"\n'
+            'models = ["demo-model"]\n'
+            "slots = 4\n"
+            "ctx_max = 4096\n"
+        )
+        config.chmod(0o600)
+    engine_url = tomllib.loads(config.read_text())["pools"][0]["engine_url"]
+    engine_port = engine_url.rsplit(":", 1)[1]
+    python, manage = sys.executable, str(Path(settings.BASE_DIR) / "manage.py")
+    engine = [python, manage, "fake_engine", "--protocol", "llamacpp", "--port", engine_port, "--model", "demo-model"]
+    return {
+        "demo-engine": [*engine, "--slots", "4", "--tokens-per-s", "25", "--ctx-size", "4096"],
+        "demo-agent": [python, manage, "node_agent", "--config", str(config)],
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

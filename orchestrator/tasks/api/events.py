@@ -84,6 +84,10 @@ async def _tail(task_id: str, after: int, verbose: bool) -> AsyncIterator[bytes]
         while True:
             frames = await log.read(task_id, after, KEEPALIVE_S)
             if not frames:
+                # Nothing new: either 15 s passed (keep-alive), or the stream already
+                # ended before `after` (a resume past the terminal frame).
+                if (await log.stats(task_id)).terminated:
+                    return
                 yield KEEPALIVE
                 continue
             chunk = []

@@ -1,0 +1,82 @@
+"""The event log contract (ARCHITECTURE.md, "Event log").
+
+Per task, an append-only list of frames numbered 0, 1, 2, ... Exactly one
+frame is terminal (`end` or `error`); once it is written, every further
+append is refused — atomically with respect to concurrent appends, in every
+process. That refusal is what makes cancel race-free: whoever writes the
+terminal frame first wins, and no token can follow it.
+
+Two backends implement it: Redis Streams when REDIS_URL is set (shared by all
+processes), and an in-process store otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+TERMINAL_EVENTS = frozenset({"end", "error"})
+
+# A log that is never terminated nor expired (its writer died before recovery
+# reached it) is dropped this long after its last append, so neither backend
+# keeps a dead task forever. Far longer than any task may run.
+UNFINISHED_LOG_MAX_AGE_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Frame:
+    seq: int
+    event: str
+    data: dict[str, Any]
+
+    @property
+    def terminal(self) -> bool:
+        return self.event in TERMINAL_EVENTS
+
+
+@dataclass(frozen=True)
+class LogStats:
+    """Counters kept beside the frames, so a terminal frame written by another
+    process (a cancel) can report them without reading every frame."""
+
+    frames: int
+    tokens: int
+    first_token_ms: int | None
+    terminated: bool
+    watchers: int
+    last_detach_ms: int | None
+
+
+class EventLog(Protocol):
+    async def append(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        """Append a non-terminal frame; its seq, or None when the log is already terminated.
+
+        A `token` frame also bumps the token counter (and sets first_token_ms on the first).
+        """
+        ...
+
+    async def terminate(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        """Append the terminal frame; its seq, or None when another terminal frame won."""
+        ...
+
+    async def read(self, task_id: str, after: int, timeout_s: float) -> list[Frame]:
+        """Frames with seq > `after`, waiting up to `timeout_s` for the first new one.
+
+        Returns [] at once, without waiting, when the log is terminated and
+        holds nothing after `after`: nothing can come any more.
+        """
+        ...
+
+    async def stats(self, task_id: str) -> LogStats: ...
+
+    async def attach(self, task_id: str) -> None:
+        """A client started watching (for abandonment detection)."""
+        ...
+
+    async def detach(self, task_id: str, now_ms: int) -> None: ...
+
+    async def expire(self, task_id: str, ttl_s: int) -> None:
+        """Keep a finished task's frames for `ttl_s` more seconds, then drop them."""
+        ...
+
+    async def exists(self, task_id: str) -> bool: ...
