@@ -71,7 +71,7 @@ def _isolated_redis_keys() -> None:
     prefix = f"orchd-test-{uuid.uuid4().hex[:8]}"
     settings.ORCHD_REDIS_PREFIX = prefix
     os.environ["ORCHD_REDIS_PREFIX"] = prefix
-    layer = settings.CHANNEL_LAYERS["default"]
+    layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
     if "CONFIG" in layer:
         layer["CONFIG"]["prefix"] = f"{prefix}:ch"
 

@@ -7,7 +7,8 @@ import django_filters
 from orchestrator.artifacts.models import ArtifactKind, ArtifactQuerySet
 
 
-class ArtifactFilterSet(django_filters.FilterSet):
+# django-filter ships no type information, so FilterSet is Any to mypy.
+class ArtifactFilterSet(django_filters.FilterSet):  # type: ignore[misc]
     """`kind` is one of the enum (else 400); `tag` may repeat, and then all must match."""
 
     kind = django_filters.ChoiceFilter(choices=ArtifactKind.choices)

@@ -51,7 +51,7 @@ def test_cancel_mid_stream_frees_the_llama_server_slot(web, llama):
 
     assert rest.terminal.event == "end"
     assert rest.terminal.data["canceled"] is True
-    assert "token" not in [event.event for event in rest.events[rest.events.index(rest.terminal):]][1:]
+    assert "token" not in [event.event for event in rest.events[rest.events.index(rest.terminal) :]][1:]
     wait_until(
         lambda: not any(slot["is_processing"] for slot in httpx.get(f"{llama.url}/slots").json()),
         timeout_s=10,

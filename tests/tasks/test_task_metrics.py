@@ -23,7 +23,9 @@ def scrape(url):
 
 
 def value(samples, name, **labels):
-    return sum(v for (n, ls), v in samples.items() if n == name and all(dict(ls).get(k) == x for k, x in labels.items()))
+    return sum(
+        v for (n, ls), v in samples.items() if n == name and all(dict(ls).get(k) == x for k, x in labels.items())
+    )
 
 
 def test_task_metrics_come_from_real_events(web):
