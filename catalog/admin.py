@@ -18,8 +18,9 @@ from django.utils.safestring import SafeString
 
 from catalog import services
 from catalog.api.serializers import ModelInputSerializer
-from catalog.models import CatalogModel, ModelState, SigningKey, VerificationRun, VerificationStatus
+from catalog.models import CatalogModel, ModelState, ModelTag, SigningKey, VerificationRun, VerificationStatus
 from catalog.types import ModelSpec
+from orchestrator.admin_base import ReadOnlyAdmin
 
 BADGE_COLORS = {
     VerificationStatus.PASSED: "#007a00",
@@ -146,3 +147,20 @@ class SigningKeyAdmin(admin.ModelAdmin[SigningKey]):
     list_filter = ("active", "algo")
     search_fields = ("signer",)
     readonly_fields = ("created_at",)
+
+
+@admin.register(VerificationRun)
+class VerificationRunAdmin(ReadOnlyAdmin[VerificationRun]):
+    list_display = ("id", "model", "status", "reason", "created_at", "finished_at")
+    list_filter = ("status",)
+    search_fields = ("id", "model__id")
+    list_select_related = ("model",)
+
+
+@admin.register(ModelTag)
+class ModelTagAdmin(ReadOnlyAdmin[ModelTag]):
+    """Index rows mirroring each model's `tags` (edit the model, not these)."""
+
+    list_display = ("name", "model")
+    search_fields = ("name",)
+    list_select_related = ("model",)

@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -30,11 +31,11 @@ def correlation_id_for(request: HttpRequest) -> str:
     return str(uuid.uuid4())
 
 
-class CorrelationIdMiddleware:
-    """Binds the correlation id to the log context and echoes it on the response.
+class HybridMiddleware:
+    """Middleware that runs in sync and async stacks alike, without a thread hop.
 
-    Works in sync and async stacks, so streaming (async) views keep the id in
-    every log line they write and the header is set before the first byte.
+    Streaming (async) views must stay on the event loop, so the chain keeps
+    the kind of its inner handler; subclasses implement `before` and `after`.
     """
 
     sync_capable = True
@@ -49,23 +50,37 @@ class CorrelationIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.is_async:
             return self.__acall__(request)
-        cid, started = self._begin(request)
+        state = self.before(request)
         response = self.get_response(request)
         assert isinstance(response, HttpResponseBase)  # noqa: S101 - a sync chain returns responses
-        return self._finish(request, response, cid, started)
+        return self.after(request, response, state)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        cid, started = self._begin(request)
+        state = self.before(request)
         response = await self.get_response(request)  # type: ignore[misc]
-        return self._finish(request, response, cid, started)
+        return self.after(request, response, state)
 
-    def _begin(self, request: HttpRequest) -> tuple[str, float]:
+    def before(self, request: HttpRequest) -> Any:
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponseBase, state: Any) -> HttpResponseBase:
+        return response
+
+
+class CorrelationIdMiddleware(HybridMiddleware):
+    """Binds the correlation id to the log context and echoes it on the response.
+
+    The header is set before the first byte, so streams carry it too.
+    """
+
+    def before(self, request: HttpRequest) -> tuple[str, float]:
         cid = correlation_id_for(request)
         request.correlation_id = cid  # type: ignore[attr-defined]
         logs.start_request(cid)
         return cid, time.perf_counter()
 
-    def _finish(self, request: HttpRequest, response: HttpResponseBase, cid: str, started: float) -> HttpResponseBase:
+    def after(self, request: HttpRequest, response: HttpResponseBase, state: Any) -> HttpResponseBase:
+        cid, started = state
         response[HEADER] = cid
         if is_api_path(request.path):
             logger.info(
@@ -81,30 +96,13 @@ class CorrelationIdMiddleware:
         return response
 
 
-class ApiExceptionMiddleware:
+class ApiExceptionMiddleware(HybridMiddleware):
     """Turns an exception escaping a non-DRF API view into the INTERNAL envelope.
 
     DRF views already answer through `exception_handler`; this catches the
     rest (plain Django views such as the SSE stream or health checks), so no
     API path ever answers with Django's HTML error page.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Handler) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.is_async:
-            return self.__acall__(request)
-        return self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        return await self.get_response(request)  # type: ignore[misc, no-any-return]
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         from django.core.exceptions import PermissionDenied, SuspiciousOperation

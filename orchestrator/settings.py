@@ -288,6 +288,8 @@ ORCHD_PLACEMENT_STRATEGY = env_choice(
     "ORCHD_PLACEMENT_STRATEGY", "least-loaded", ["least-loaded", "round-robin", "random"]
 )
 ORCHD_EVENTS_RETENTION_S = env_int("ORCHD_EVENTS_RETENTION_S", 3600, minimum=1)
+# SPEC §3.4: a `: keep-alive` comment after this long without a frame.
+ORCHD_SSE_KEEPALIVE_S = env_int("ORCHD_SSE_KEEPALIVE_S", 15, minimum=1)
 ORCHD_STORE_PROMPTS = env_bool("ORCHD_STORE_PROMPTS", False)
 ORCHD_FIRST_TOKEN_TIMEOUT_S = env_int("ORCHD_FIRST_TOKEN_TIMEOUT_S", 120, minimum=1)
 ORCHD_IDLE_TIMEOUT_S = env_int("ORCHD_IDLE_TIMEOUT_S", 30, minimum=1)

@@ -12,7 +12,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from orchestrator.artifacts.models import Artifact, ArtifactKind
+from orchestrator.admin_base import ReadOnlyAdmin
+from orchestrator.artifacts.models import Artifact, ArtifactKind, ArtifactTag
 from orchestrator.artifacts.services import delete_artifact, load_document
 
 # A transcript table longer than this is unreadable in a page anyway; the
@@ -102,3 +103,12 @@ def _token_text(data: Any) -> str:
     if isinstance(data, dict) and isinstance(data.get("t"), str):
         return str(data["t"])
     return ""
+
+
+@admin.register(ArtifactTag)
+class ArtifactTagAdmin(ReadOnlyAdmin[ArtifactTag]):
+    """Index rows mirroring each artifact's `tags`."""
+
+    list_display = ("tag", "artifact")
+    search_fields = ("tag",)
+    list_select_related = ("artifact",)

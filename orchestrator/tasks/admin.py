@@ -6,8 +6,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from orchestrator.admin_base import ReadOnlyAdmin
 from orchestrator.tasks.lifecycle import cancel_task
-from orchestrator.tasks.models import Task
+from orchestrator.tasks.models import DispatcherHeartbeat, ServiceTime, Task
 
 
 @admin.register(Task)
@@ -42,3 +43,23 @@ class TaskAdmin(admin.ModelAdmin[Task]):
     def cancel(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         canceled = sum(cancel_task(task.id, "client") for task in queryset)
         self.message_user(request, f"Canceled {canceled} task(s).", messages.SUCCESS)
+
+
+@admin.register(DispatcherHeartbeat)
+class DispatcherHeartbeatAdmin(ReadOnlyAdmin[DispatcherHeartbeat]):
+    list_display = ("owner", "host", "pid", "seen_at")
+    ordering = ("-seen_at",)
+
+
+@admin.register(ServiceTime)
+class ServiceTimeAdmin(ReadOnlyAdmin[ServiceTime]):
+    list_display = (
+        "model_ref",
+        "pool_id",
+        "first_token_ms",
+        "decode_ms_per_token",
+        "total_ms",
+        "samples",
+        "updated_at",
+    )
+    list_filter = ("model_ref", "pool_id")

@@ -180,3 +180,20 @@ def test_a_task_nobody_attaches_to_is_canceled_after_the_attach_timeout(web):
         )
 
     assert status["cancel_reason"] == "abandoned"
+
+
+def test_a_drain_deadline_ends_running_tasks_with_worker_reset(web):
+    with run_fake_engine("llamacpp", tokens_per_s=10) as engine:
+        add_pool("p1", engine.url)
+        client = web()
+        task_id = client.submit(max_tokens=200).json()["task_id"]
+        wait_until(lambda: client.status(task_id)["state"] == "running", what="running")
+
+        assert client.http.post("/v2/pools/p1/drain", json={"deadline_ms": 500}).status_code == 202
+        refused = client.submit(max_tokens=5)
+        stream = read_stream(client.server.url, client.token, task_id)
+
+    assert refused.status_code == 503, "a draining pool takes no new tasks at once"
+    assert stream.terminal.event == "error"
+    assert stream.terminal.data["code"] == "WORKER_RESET"
+    assert stream.terminal.data["policy_label"] == "drain"

@@ -171,3 +171,36 @@ def test_resuming_after_the_terminal_frame_ends_at_once(web):
 
     assert response.status_code == 200
     assert response.text == ""
+
+
+def test_a_quiet_stream_gets_keep_alive_comments(web):
+    with run_fake_engine("llamacpp", ttft_ms=2500) as engine:
+        add_pool("p1", engine.url)
+        client = web(ORCHD_SSE_KEEPALIVE_S="1")
+        task_id = client.submit(max_tokens=2).json()["task_id"]
+
+        stream = read_stream(client.server.url, client.token, task_id)
+
+    assert ": keep-alive" in stream.comments
+    assert stream.terminal.event == "end"
+
+
+def test_the_transcript_holds_the_frames_tags_and_metadata(web):
+    from orchestrator.artifacts.services import find_artifact, load_document
+
+    with run_fake_engine("llamacpp") as engine:
+        add_pool("p1", engine.url)
+        client = web()
+        task_id = client.submit(max_tokens=4, session_id="s-tr").json()["task_id"]
+        stream = read_stream(client.server.url, client.token, task_id)
+        status = wait_until(lambda: (s := client.status(task_id))["transcript_artifact_id"] and s, what="transcript")
+
+    artifact = find_artifact(status["transcript_artifact_id"])
+    assert artifact is not None
+    document = load_document(artifact)
+    assert document["kind"] == "transcript"
+    assert [item["event"] for item in document["content"]["events"]] == stream.names
+    assert sorted(document["tags"]) == sorted(["sse", f"task:{task_id}", "session:s-tr"])
+    assert document["metadata"]["outcome"] == "completed"
+    assert document["metadata"]["tokens_out"] == 4
+    assert "prompt" not in document["content"], "prompts are not stored by default"

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from rest_framework.exceptions import APIException
 
@@ -27,9 +28,6 @@ from orchestrator.ids import is_valid_id
 from orchestrator.tasks.lifecycle import LIVE_STATES
 from orchestrator.tasks.models import Task
 from orchestrator.tasks.replay import stored_frames
-
-# SPEC §3.4: a keep-alive comment after 15 s without a frame.
-KEEPALIVE_S = 15.0
 
 
 async def task_events(request: HttpRequest, task_id: str) -> HttpResponseBase:
@@ -82,7 +80,7 @@ async def _tail(task_id: str, after: int, verbose: bool) -> AsyncIterator[bytes]
     await log.attach(task_id)
     try:
         while True:
-            frames = await log.read(task_id, after, KEEPALIVE_S)
+            frames = await log.read(task_id, after, float(settings.ORCHD_SSE_KEEPALIVE_S))
             if not frames:
                 # Nothing new: either 15 s passed (keep-alive), or the stream already
                 # ended before `after` (a resume past the terminal frame).
