@@ -207,7 +207,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Jobs that run on a schedule; each app's jobs.py owns the function.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "purge-expired-sessions": {"task": "orchestrator.sessions.jobs.purge_expired_sessions", "schedule": 60.0},
+    "purge-expired-sessions": {
+        "task": "orchestrator.sessions.jobs.purge_expired_sessions",
+        "schedule": float(env_int("ORCHD_SESSION_PURGE_INTERVAL_S", 60, minimum=1)),
+    },
     # SPEC §8: node liveness is checked every 5 s.
     "expire-stale-nodes": {"task": "nodes.jobs.expire_stale_nodes", "schedule": 5.0},
     "enforce-drains": {"task": "pools.jobs.enforce_drains", "schedule": 5.0},

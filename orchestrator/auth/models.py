@@ -53,6 +53,9 @@ class ApiToken(models.Model):
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_spent = models.BigIntegerField(default=0, editable=False)
     cost_spent = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0), editable=False)
+    # Held by admitted tasks that have not ended yet (see orchestrator.budgets).
+    tokens_reserved = models.BigIntegerField(default=0, editable=False)
+    cost_reserved = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0), editable=False)
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -65,3 +68,19 @@ class ApiToken(models.Model):
 
     def is_usable(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class RateEvent(models.Model):
+    """One admission by a token with a requests-per-minute limit (embedded mode; Redis otherwise).
+
+    Rows older than the window are deleted as new ones are counted.
+    """
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="rate_events")
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["token", "at"], name="rate_event_window")]
+
+    def __str__(self) -> str:
+        return f"{self.token_id}@{self.at.isoformat()}"

@@ -42,6 +42,9 @@ class Session(models.Model):
     tokens_spent = models.BigIntegerField(default=0)
     time_spent_ms = models.BigIntegerField(default=0)
     cost_spent = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    # Held by admitted tasks that have not ended yet, so concurrent tasks never overspend.
+    tokens_reserved = models.BigIntegerField(default=0)
+    cost_reserved = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
 
     objects = SessionQuerySet.as_manager()
 
@@ -63,7 +66,9 @@ class Session(models.Model):
 
     @property
     def tokens_budget_remaining(self) -> int | None:
-        return None if self.tokens_budget is None else max(0, self.tokens_budget - self.tokens_spent)
+        if self.tokens_budget is None:
+            return None
+        return max(0, self.tokens_budget - self.tokens_spent - self.tokens_reserved)
 
     @property
     def time_budget_remaining_ms(self) -> int | None:
@@ -71,4 +76,6 @@ class Session(models.Model):
 
     @property
     def cost_budget_remaining(self) -> Decimal | None:
-        return None if self.cost_budget is None else max(Decimal(0), self.cost_budget - self.cost_spent)
+        if self.cost_budget is None:
+            return None
+        return max(Decimal(0), self.cost_budget - self.cost_spent - self.cost_reserved)

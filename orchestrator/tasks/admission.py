@@ -21,7 +21,9 @@ from catalog.models import CatalogModel
 from catalog.services import check_trust
 from orchestrator import metrics
 from orchestrator.api.errors import ApiError, conflict, invalid_params
+from orchestrator.auth.models import ApiToken
 from orchestrator.auth.services import Principal
+from orchestrator.budgets import ledger, ratelimit
 from orchestrator.sessions.services import TurnLimitReached, open_session_turn
 from orchestrator.tasks import lifecycle, notify
 from orchestrator.tasks.models import PRIORITY_RANK, Task, TaskState
@@ -67,7 +69,8 @@ def _idempotent_replay(request: TaskRequest) -> Admission | None:
         return None
     if task.request_digest != request.digest():
         raise conflict(f"Task '{request.task_id}' exists with a different body.")
-    return Admission(task=task, body=task.admission_answer, replayed=True)
+    headers = ledger.remaining_for(task.session_id, task.token_id).headers()
+    return Admission(task=task, body=task.admission_answer, replayed=True, headers=headers)
 
 
 def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admission:
@@ -78,11 +81,18 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
     with transaction.atomic():
         _lock_capacity()
         _open_turn(request, now)
-        position = queued_ahead(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
-        prediction = predict_start(position, request.model_ref, serving)
-        _check_deadline(request, prediction)
-        victim = _make_room(request, prediction)
-        task = _persist(request, principal, now, position, prediction, serving)
+        grant = _reserve_budget(request, principal)
+        rate = _count_rate(request, principal, now)
+        try:
+            position = queued_ahead(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
+            prediction = predict_start(position, request.model_ref, serving)
+            _check_deadline(request, prediction)
+            victim = _make_room(request, prediction)
+            task = _persist(request, principal, now, position, prediction, serving, grant)
+        except ApiError:
+            if rate is not None and principal.token_id is not None:
+                ratelimit.undo(principal.token_id, rate)
+            raise
     transaction.on_commit(lambda: lifecycle.announce_admitted(task, position, prediction, serving))
     if victim is not None:
         transaction.on_commit(lambda: lifecycle.announce_dropped(victim, prediction))
@@ -104,7 +114,35 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
             "predicted_start_ms": prediction.start_ms,
         },
     )
-    return Admission(task=task, body=task.admission_answer)
+    return Admission(task=task, body=task.admission_answer, headers=grant.remaining.headers())
+
+
+def _reserve_budget(request: TaskRequest, principal: Principal) -> ledger.Grant:
+    try:
+        return ledger.reserve(
+            request.session_id, principal.token_id, request.max_tokens, ledger.price_per_token(request.model_ref)
+        )
+    except ledger.BudgetExceeded as exc:
+        raise ApiError(429, "BUDGET_EXCEEDED", exc.message, policy_label=exc.policy_label) from exc
+
+
+def _count_rate(request: TaskRequest, principal: Principal, now: datetime) -> ratelimit.RateDecision | None:
+    if principal.token_id is None:
+        return None
+    limit = ApiToken.objects.filter(pk=principal.token_id).values_list("requests_per_minute", flat=True).first()
+    if not limit:
+        return None
+    decision = ratelimit.consume(principal.token_id, limit, now)
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "ADMISSION_REJECT",
+            f"This token may start {limit} tasks per minute.",
+            retry_after_ms=decision.retry_after_ms,
+            policy_label="rate.rpm",
+            engine=request.engine,
+        )
+    return decision
 
 
 def _check_limits(request: TaskRequest, pools: list[PoolView]) -> None:
@@ -240,6 +278,7 @@ def _persist(
     position: int,
     prediction: Prediction,
     serving: list[PoolView],
+    grant: ledger.Grant,
 ) -> Task:
     task = Task(
         id=request.task_id,
@@ -250,7 +289,10 @@ def _persist(
         ctx=request.ctx,
         priority=request.priority,
         priority_rank=PRIORITY_RANK[request.priority],
-        max_tokens=request.max_tokens,
+        max_tokens=grant.max_tokens,
+        max_tokens_requested=request.max_tokens,
+        reserved_tokens=grant.reserved_tokens,
+        reserved_cost=grant.reserved_cost,
         deadline_ms=request.deadline_ms,
         deadline_at=now + timedelta(milliseconds=request.deadline_ms),
         prompt=request.prompt,

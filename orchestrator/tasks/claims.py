@@ -15,13 +15,17 @@ import logging
 import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
 from orchestrator import metrics
+from orchestrator.budgets import ledger
+from orchestrator.budgets.ledger import Remaining
 from orchestrator.sessions.models import Session
+from orchestrator.sessions.services import record_session_placement
 from orchestrator.tasks.models import Task, TaskState
 from orchestrator.tasks.queue import placement_of, placement_request, pool_views
 from pools.models import Pool
@@ -51,6 +55,11 @@ class Claim:
     seed: int | None
     attempts: int
     created_at: datetime
+    # max_tokens was cut to fit a budget: a `length` end is reported as `budget`.
+    budget_clamped: bool = False
+    # Budgets left for this session/token when dispatched, counting this task's reservation as unspent.
+    budget_left: Remaining = Remaining()
+    price_per_token: Decimal = Decimal(0)
 
 
 def claim_tasks(owner: str, now: datetime, round_robin_offset: int = 0) -> list[Claim]:
@@ -116,6 +125,14 @@ def _claim_one(
     ).inc()
     logger.info("placement.decision", extra={"task_id": task.id, "pool_id": pool_id, **decision.log_fields()})
     pool = Pool.objects.only("engine_url", "engine_version").get(id=pool_id)
+    # The session moves here: its KV cache elsewhere no longer counts (warm again at first token).
+    record_session_placement(task.session_id, pool_id)
+    left = ledger.remaining_for(task.session_id, task.token_id)
+    budget_left = Remaining(
+        tokens=None if left.tokens is None else left.tokens + task.reserved_tokens,
+        time_ms=left.time_ms,
+        cost=None if left.cost is None else left.cost + task.reserved_cost,
+    )
     return Claim(
         task_id=task.id,
         session_id=task.session_id,
@@ -133,4 +150,7 @@ def _claim_one(
         seed=(task.options or {}).get("seed"),
         attempts=task.attempts + 1,
         created_at=task.created_at,
+        budget_clamped=bool(task.max_tokens_requested and task.max_tokens < task.max_tokens_requested),
+        budget_left=budget_left,
+        price_per_token=ledger.price_per_token(task.model_ref) if budget_left.cost is not None else Decimal(0),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -12,8 +11,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import metrics
+from orchestrator.budgets import ledger
 from orchestrator.events.base import EventLog
-from orchestrator.sessions.services import mark_session_warm, record_session_placement, record_session_spend
+from orchestrator.sessions.services import mark_session_warm
 from orchestrator.tasks import notify
 from orchestrator.tasks.claims import Claim
 from orchestrator.tasks.lifecycle import release_lease
@@ -36,7 +36,6 @@ def _labels(claim: Claim) -> dict[str, str]:
 def first_token(claim: Claim, first_token_ms: float) -> None:
     now = timezone.now()
     Task.objects.filter(id=claim.task_id, state=TaskState.DISPATCHED).update(state=TaskState.RUNNING, started_at=now)
-    record_session_placement(claim.session_id, claim.pool_id)
     mark_session_warm(claim.session_id, claim.pool_id)
     metrics.tasks_started_total.labels(
         **_labels(claim), replica_id=settings.ORCHD_REPLICA_ID, priority=claim.priority
@@ -137,8 +136,4 @@ def _record_end(claim: Claim, outcome: Outcome, final: str) -> None:
 
 
 def _spend(claim: Claim, outcome: Outcome) -> None:
-    from catalog.models import CatalogModel
-
-    price = CatalogModel.objects.filter(id=claim.model_ref).values_list("cost_per_1k_tokens", flat=True).first()
-    cost = Decimal(outcome.tokens_out) * (price or Decimal(0)) / 1000
-    record_session_spend(claim.session_id, outcome.tokens_out, outcome.decode_ms, cost)
+    ledger.settle(claim.task_id, outcome.tokens_out, outcome.decode_ms, ledger.price_per_token(claim.model_ref))

@@ -77,9 +77,20 @@ def _engine_version(pool_id: str) -> str | None:
 def drop_queued(task: Task) -> bool:
     """Compare-and-swap a queued task to dropped (drop-lru); the caller announces it after commit."""
     now = timezone.now()
-    return bool(
+    dropped = bool(
         Task.objects.filter(id=task.id, state=TaskState.QUEUED).update(state=TaskState.DROPPED, finished_at=now)
     )
+    if dropped:
+        settle_unrun(task.id)  # in the admission transaction, with the drop itself
+    return dropped
+
+
+def settle_unrun(task_id: str, tokens: int = 0, decode_ms: int = 0) -> None:
+    """Release the budget a task reserved but will not use (it ended before or without running)."""
+    from orchestrator.budgets import ledger
+
+    model_ref = Task.objects.filter(id=task_id).values_list("model_ref", flat=True).first() or ""
+    ledger.settle(task_id, tokens, decode_ms, ledger.price_per_token(model_ref))
 
 
 def announce_dropped(task: Task, prediction: Prediction) -> None:
@@ -102,6 +113,7 @@ def expire_overdue_tasks(now: datetime) -> list[str]:
             message = f"The deadline of {task.deadline_ms} ms passed while the task was queued."
             terminate_log(task.id, "error", error_data("DEADLINE_UNMET", message, engine=task.engine))
             _erase_inputs(task.id)
+            settle_unrun(task.id)
             metrics.tasks_completed_total.labels(engine=task.engine, pool_id=metrics.UNPLACED, outcome="expired").inc()
             expired.append(task.id)
     if expired:
@@ -137,7 +149,9 @@ def cancel_task(task_id: str, reason: str) -> bool:
         return False
     _count_cancel(task, reason)
     if task.state == TaskState.QUEUED:
+        # Nobody runs it, so nobody else settles its budget (a running task's runner does).
         _erase_inputs(task_id)
+        settle_unrun(task_id)
     from orchestrator.tasks import notify
 
     notify.broadcast({"kind": "cancel", "task_id": task_id, "reason": reason})

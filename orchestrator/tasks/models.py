@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 
 
@@ -92,6 +94,12 @@ class Task(models.Model):
     cancel_reason = models.CharField(max_length=16, blank=True, default="")
     error = models.JSONField(null=True, blank=True)
     transcript_artifact_id = models.CharField(max_length=80, blank=True, default="")
+
+    # Budgets (orchestrator.budgets): what admission reserved, settled exactly once at the end.
+    max_tokens_requested = models.PositiveIntegerField(null=True, blank=True)
+    reserved_tokens = models.PositiveIntegerField(default=0)
+    reserved_cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    budget_settled = models.BooleanField(default=False)
 
     objects = TaskQuerySet.as_manager()
 

@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator.tasks.lifecycle import WORKER_RESET_RETRY_MS, error_data, release_lease, terminate_log
+from orchestrator.tasks.lifecycle import WORKER_RESET_RETRY_MS, error_data, release_lease, settle_unrun, terminate_log
 from orchestrator.tasks.models import ACTIVE_STATES, DispatcherHeartbeat, Task, TaskState
 from pools.models import Pool
 
@@ -66,6 +66,8 @@ def _recover(task: Task, now: datetime) -> bool:
         )
         terminate_log(task.id, "error", data)
         changed = Task.objects.filter(same).update(state=TaskState.FAILED, error=data, finished_at=now)
+        if changed:
+            settle_unrun(task.id, tokens=task.tokens_out)
     if changed and task.pool_id:
         release_lease(task.pool_id)
     return bool(changed)

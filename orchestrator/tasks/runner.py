@@ -131,7 +131,21 @@ class Runner:
     async def _metrics_frame(self) -> bool:
         elapsed = time.monotonic() - (self._first_token_at or time.monotonic())
         rate = round(self._tokens / elapsed, 1) if elapsed > 0 else 0.0
-        return await self.log.append(self.claim.task_id, "metrics", {"tokens_per_s": rate}) is not None
+        data: dict[str, Any] = {"tokens_per_s": rate, **self._budget_left(elapsed)}
+        return await self.log.append(self.claim.task_id, "metrics", data) is not None
+
+    def _budget_left(self, decode_s: float) -> dict[str, Any]:
+        """Budgets as they stand with this task's output so far (only the limited ones)."""
+        left, used = self.claim.budget_left, self._tokens
+        data: dict[str, Any] = {}
+        if left.tokens is not None:
+            data["tokens_budget_remaining"] = max(0, left.tokens - used)
+        if left.time_ms is not None:
+            data["time_budget_remaining_ms"] = max(0, left.time_ms - int(decode_s * 1000))
+        if left.cost is not None:
+            spent = self.claim.price_per_token * used
+            data["cost_budget_remaining"] = float(left.cost - spent) if left.cost > spent else 0.0
+        return data
 
     def _first_token_ms(self, started: float) -> float | None:
         return (self._first_token_at - started) * 1000 if self._first_token_at else None
@@ -156,6 +170,8 @@ class Runner:
                 "completed", tokens_in=vectors.tokens_in, decode_ms=end["decode_ms"], finish_reason="stop", end_data=end
             )
         reason = finished.finish_reason if finished else "stop"
+        if reason == "length" and self.claim.budget_clamped:
+            reason = "budget"
         decode_ms = finished.decode_ms if finished and finished.decode_ms is not None else self._decode_ms()
         tokens_in = finished.tokens_in if finished else None
         end = {

@@ -36,6 +36,7 @@ def worker(tmp_path, settings, models_dir):
         ORCHD_MODELS_DIR=str(models_dir),
         ORCHD_HEARTBEAT_INTERVAL_MS="100",
         ORCHD_NODE_TIMEOUT_MS="500",
+        ORCHD_SESSION_PURGE_INTERVAL_S="1",
     )
     argv = [
         "celery",
@@ -96,3 +97,14 @@ def test_beat_in_the_worker_expires_a_silent_node(worker):
         timeout_s=60,
         what="beat to run expire_stale_nodes",
     )
+
+
+def test_beat_in_the_worker_removes_expired_sessions(worker):
+    from orchestrator.sessions.models import Session
+
+    now = timezone.now()
+    Session.objects.create(id="old", created_at=now - timedelta(hours=1), expires_at=now - timedelta(minutes=1))
+    Session.objects.create(id="live", created_at=now, expires_at=now + timedelta(hours=1))
+
+    wait_until(lambda: not Session.objects.filter(id="old").exists(), timeout_s=60, what="the session purge job")
+    assert Session.objects.filter(id="live").exists()

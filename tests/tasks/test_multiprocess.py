@@ -82,3 +82,62 @@ def test_leases_are_all_returned(web):
         wait_until(lambda: all(a.status(t)["state"] == "completed" for t in ids), timeout_s=60, what="all completed")
 
     assert Pool.objects.get(id="p1").active_leases == 0
+
+
+def test_a_rate_limit_holds_exactly_across_two_processes(web):
+    import threading
+
+    from orchestrator.auth.models import ApiToken, Role
+    from orchestrator.auth.services import issue_token
+
+    with run_fake_engine("llamacpp", slots=4) as engine:
+        add_pool("p1", engine.url, slots=4)
+        issued = issue_token("limited", Role.CLIENT)
+        ApiToken.objects.filter(pk=issued.token.pk).update(requests_per_minute=10)
+        servers = [web("a"), web("b")]
+        codes: list[int] = []
+        lock = threading.Lock()
+
+        def fire(i: int) -> None:
+            server = servers[i % 2]
+            from tests.tasks.conftest import task_body
+
+            response = httpx.post(
+                f"{server.server.url}/v2/tasks", json=task_body(), headers={"Authorization": f"Bearer {issued.value}"}
+            )
+            with lock:
+                codes.append(response.status_code)
+
+        threads = [threading.Thread(target=fire, args=(i,)) for i in range(30)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert codes.count(202) == 10
+    assert codes.count(429) == 20
+
+
+def test_concurrent_completions_on_two_processes_are_all_charged(web):
+    from orchestrator.auth.models import ApiToken
+    from orchestrator.sessions.models import Session
+
+    with run_fake_engine("llamacpp", slots=20, tokens_per_s=0) as engine:
+        add_pool("p1", engine.url, slots=20)
+        servers = [web("a"), web("b")]
+
+        def run(i: int) -> int:
+            server = servers[i % 2]
+            task_id = server.submit(session_id="shared", max_tokens=5 + i % 7).json()["task_id"]
+            return int(read_stream(server.server.url, server.token, task_id, timeout_s=120).terminal.data["tokens_out"])
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+            produced = list(pool.map(run, range(100)))
+        session = wait_until(
+            lambda: (s := Session.objects.get(id="shared")).tokens_reserved == 0 and s, timeout_s=30, what="settled"
+        )
+
+    assert session.tokens_spent == sum(produced)
+    assert session.turns == 100
+    token = ApiToken.objects.get(name="alice")
+    assert (token.tokens_spent, token.tokens_reserved) == (sum(produced), 0)

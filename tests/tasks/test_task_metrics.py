@@ -7,6 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.engines import run_fake_engine
+from tests.support.processes import wait_until
 from tests.support.web import read_stream
 from tests.tasks.conftest import add_pool
 
@@ -35,9 +36,11 @@ def test_task_metrics_come_from_real_events(web):
         done = client.submit(max_tokens=7).json()["task_id"]
         read_stream(client.server.url, client.token, done)
         canceled = client.submit(max_tokens=7, prompt="[[fault:stall_after=1]]").json()["task_id"]
-        client.submit(max_tokens=7)  # queued behind the stalled one
+        queued = client.submit(max_tokens=7).json()["task_id"]  # queued behind the stalled one
         assert client.submit(max_tokens=7).status_code == 429  # capacity 1
         client.cancel(canceled)
+        # scrape a quiet system, so two scrapes must agree
+        wait_until(lambda: client.status(queued)["state"] == "completed", what="the queued task to finish")
 
         first = scrape(client.server.url)
         second = scrape(client.server.url)

@@ -21,6 +21,7 @@ from rest_framework.exceptions import APIException
 from orchestrator.api.errors import ApiError, api_error_from, error_response, internal_error, not_found
 from orchestrator.auth.authentication import authenticate_request
 from orchestrator.auth.services import Principal
+from orchestrator.budgets.ledger import remaining_for
 from orchestrator.events import get_event_log
 from orchestrator.events.base import Frame
 from orchestrator.events.sse import KEEPALIVE, format_frame
@@ -35,7 +36,9 @@ async def task_events(request: HttpRequest, task_id: str) -> HttpResponseBase:
     if denied is not None:
         return denied
     task = (
-        await Task.objects.filter(id=task_id).only("id", "state", "transcript_artifact_id").afirst()
+        await Task.objects.filter(id=task_id)
+        .only("id", "state", "transcript_artifact_id", "session_id", "token_id")
+        .afirst()
         if is_valid_id(task_id)
         else None
     )
@@ -49,6 +52,8 @@ async def task_events(request: HttpRequest, task_id: str) -> HttpResponseBase:
     else:
         frames = _replay(await sync_to_async(stored_frames)(task), after)
     response = StreamingHttpResponse(frames, content_type="text/event-stream")
+    for name, value in (await sync_to_async(remaining_for)(task.session_id, task.token_id)).headers().items():
+        response[name] = value
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
