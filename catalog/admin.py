@@ -7,10 +7,11 @@ the same services; the verification fields are the job's and read-only here.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -19,8 +20,10 @@ from django.utils.safestring import SafeString
 from catalog import services
 from catalog.api.serializers import ModelInputSerializer
 from catalog.models import CatalogModel, ModelState, ModelTag, SigningKey, VerificationRun, VerificationStatus
-from catalog.types import ModelSpec
+from catalog.types import ModelAvailability, ModelSpec
 from orchestrator.admin_base import ReadOnlyAdmin
+from orchestrator.console.actions import apply_each, user_may
+from orchestrator.console.display import BAD, MUTED, OK, WARN, badge
 
 BADGE_COLORS = {
     VerificationStatus.PASSED: "#007a00",
@@ -105,7 +108,37 @@ class CatalogModelAdmin(admin.ModelAdmin[CatalogModel]):
 
     def get_readonly_fields(self, request: HttpRequest, obj: CatalogModel | None = None) -> Any:
         # The id is the model_ref clients use; renaming would orphan every reference to it.
-        return (*MACHINE_FIELDS, "id") if obj is not None else MACHINE_FIELDS
+        return (*MACHINE_FIELDS, "id", "availability") if obj is not None else MACHINE_FIELDS
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str | Callable[[CatalogModel], str | bool], ...]:
+        # Availability is computed once per page (two queries), not once per row.
+        computed: list[dict[str, ModelAvailability]] = []
+
+        @admin.display(description="availability")
+        def availability(obj: CatalogModel) -> SafeString:
+            if not computed:
+                computed.append({row["model_id"]: row for row in services.availability()["models"]})
+            return _availability_badge(computed[0].get(obj.id))
+
+        return (*self.list_display[:3], availability, *self.list_display[3:])
+
+    @admin.display(description="availability (online nodes)")
+    def availability(self, obj: CatalogModel) -> SafeString:
+        row = next((row for row in services.availability()["models"] if row["model_id"] == obj.id), None)
+        if row is None or not row["pools"]:
+            return _availability_badge(row)
+        return format_html(
+            "{} — nodes: {}; pools: {}",
+            _availability_badge(row),
+            ", ".join(row["nodes"]),
+            ", ".join(row["pools"]),
+        )
+
+    def has_verify_permission(self, request: HttpRequest) -> bool:
+        return user_may(request, "catalog.verify_model")
+
+    def has_retire_permission(self, request: HttpRequest) -> bool:
+        return user_may(request, "catalog.retire_model")
 
     @admin.display(description="verification", ordering="verification_status")
     def verification_badge(self, obj: CatalogModel) -> SafeString:
@@ -121,24 +154,43 @@ class CatalogModelAdmin(admin.ModelAdmin[CatalogModel]):
         saved = services.replace_model(obj, spec) if change else services.create_model(spec)
         obj.pk = saved.pk
 
-    @admin.action(description="Verify selected models")
+    @admin.action(description="Verify selected models", permissions=["verify"])
     def verify(self, request: HttpRequest, queryset: QuerySet[CatalogModel]) -> None:
-        for model in queryset:
-            services.request_verification(model)
-        self.message_user(request, f"Queued verification of {len(queryset)} model(s).", messages.SUCCESS)
+        apply_each(
+            self,
+            request,
+            queryset,
+            "model.verify",
+            services.request_verification,
+            done="Queued verification of {count} model(s).",
+        )
 
-    @admin.action(description="Retire selected models")
+    @admin.action(description="Retire selected models", permissions=["retire"])
     def retire(self, request: HttpRequest, queryset: QuerySet[CatalogModel]) -> None:
         self._set_state(request, queryset, ModelState.RETIRED)
 
-    @admin.action(description="Activate selected models")
+    @admin.action(description="Activate selected models", permissions=["retire"])
     def activate(self, request: HttpRequest, queryset: QuerySet[CatalogModel]) -> None:
         self._set_state(request, queryset, ModelState.ACTIVE)
 
     def _set_state(self, request: HttpRequest, queryset: QuerySet[CatalogModel], state: str) -> None:
-        for model in queryset:
-            services.set_model_state(model, state)
-        self.message_user(request, f"{len(queryset)} model(s) are now {state}.", messages.SUCCESS)
+        apply_each(
+            self,
+            request,
+            queryset,
+            "model.retire" if state == ModelState.RETIRED else "model.activate",
+            lambda model: services.set_model_state(model, state),
+            done=f"{{count}} model(s) are now {state}.",
+        )
+
+
+def _availability_badge(row: ModelAvailability | None) -> SafeString:
+    if row is None or not row["pools"]:
+        return badge("not served", MUTED)
+    pools = len(row["pools"])
+    text = f"{row['ready_pools']}/{pools} pools ready · {row['free_slots']}/{row['total_slots']} slots free"
+    tone = OK if row["free_slots"] else WARN if row["ready_pools"] else BAD
+    return badge(text, tone)
 
 
 @admin.register(SigningKey)

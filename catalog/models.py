@@ -118,6 +118,11 @@ class CatalogModel(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name = "catalog model"
+        # Operator actions in the console, granted to the `operators` group (console migration).
+        permissions = [
+            ("verify_model", "Can request verification of catalog models"),
+            ("retire_model", "Can retire and activate catalog models"),
+        ]
         indexes = [
             models.Index(fields=["state"], name="catalog_model_state"),
             # Read by the data plane's job that cancels tasks of retired models.

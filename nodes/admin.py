@@ -1,25 +1,21 @@
-"""Nodes in the admin: status, liveness, and their pools."""
+"""Nodes in the console: status, heartbeat age, their pools, and a confirmed deregister action."""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from nodes.models import Node, NodeStatus
+from nodes.models import Node
 from nodes.services import deregister_node
+from orchestrator.auth.models import Role
 from orchestrator.auth.services import Principal
+from orchestrator.console.actions import ConfirmForm, apply_each, confirmed, user_may
+from orchestrator.console.display import age, node_badge, slot_bar
 from pools.models import Pool
-
-STATUS_COLORS = {
-    NodeStatus.ONLINE: "#007a00",
-    NodeStatus.STALE: "#996800",
-    NodeStatus.OFFLINE: "#ba2121",
-    NodeStatus.REGISTERING: "#555",
-}
 
 
 class PoolInline(admin.TabularInline[Pool, Node]):
@@ -27,11 +23,15 @@ class PoolInline(admin.TabularInline[Pool, Node]):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ("id", "engine", "model_refs", "slots_total", "active_leases", "ready", "desired_draining", "last_error")
+    fields = ("id", "engine", "model_refs", "slots_label", "ready", "desired_draining", "reload_state", "last_error")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Node | None = None) -> bool:
         return False
+
+    @admin.display(description="slots in use")
+    def slots_label(self, obj: Pool) -> SafeString:
+        return slot_bar(obj.active_leases, obj.slots_total)
 
 
 @admin.register(Node)
@@ -46,6 +46,8 @@ class NodeAdmin(admin.ModelAdmin[Node]):
         "version",
         "capabilities",
         "status",
+        "status_badge",
+        "heartbeat_age",
         "registered_at",
         "last_heartbeat_at",
         "stale_at",
@@ -57,20 +59,43 @@ class NodeAdmin(admin.ModelAdmin[Node]):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Node) -> SafeString:
-        return format_html('<b style="color:{}">{}</b>', STATUS_COLORS.get(NodeStatus(obj.status), "#555"), obj.status)
+        return node_badge(obj.status)
 
     @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
     def heartbeat_age(self, obj: Node) -> str:
-        if obj.last_heartbeat_at is None:
-            return "never"
-        return f"{int((timezone.now() - obj.last_heartbeat_at).total_seconds())} s ago"
+        return age(obj.last_heartbeat_at, timezone.now())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Deregister selected nodes (their pools leave placement)")
-    def deregister(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
-        operator = Principal(name=request.user.get_username(), role="operator")
-        for node in queryset:
-            deregister_node(node.id, operator)
-        self.message_user(request, f"Deregistered {queryset.count()} node(s).", messages.SUCCESS)
+    def has_delete_permission(self, request: HttpRequest, obj: Node | None = None) -> bool:
+        return False  # deregister instead: it also ends the node's running tasks
+
+    def has_deregister_permission(self, request: HttpRequest) -> bool:
+        return user_may(request, "nodes.deregister_node")
+
+    @admin.action(description="Deregister selected nodes…", permissions=["deregister"])
+    def deregister(self, request: HttpRequest, queryset: QuerySet[Node]) -> TemplateResponse | None:
+        operator = Principal(name=request.user.get_username(), role=Role.OPERATOR)
+
+        def perform(form: ConfirmForm) -> None:
+            apply_each(
+                self,
+                request,
+                queryset,
+                "node.deregister",
+                lambda node: deregister_node(node.id, operator),
+                done="Deregistered {count} node(s).",
+            )
+
+        return confirmed(
+            self,
+            request,
+            queryset,
+            title="Deregister nodes",
+            verb="Deregister",
+            form_class=ConfirmForm,
+            perform=perform,
+            question="These nodes and their pools leave placement at once; their running tasks end with "
+            "WORKER_RESET and queued tasks go elsewhere. A node agent that is still running registers again.",
+        )

@@ -45,6 +45,8 @@ class Node(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # An operator action in the console, granted to the `operators` group (console migration).
+        permissions = [("deregister_node", "Can deregister nodes")]
         indexes = [
             # Read by expire_stale_nodes(): "online nodes past stale_at", "non-offline nodes past offline_at".
             models.Index(fields=["status", "stale_at"], name="node_status_stale_at"),

@@ -14,16 +14,41 @@ import os
 import sys
 from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - Django must be set up first
+from django.db import connection  # noqa: E402
 
 from orchestrator.tasks.dispatcher import ensure_started  # noqa: E402
 
 Scope = dict[str, Any]
+
+
+class OneSyncThreadHandler(ASGIHandler):
+    """Django's ASGI handler, running all sync code of the process on one thread (on SQLite).
+
+    Django gives each request its own thread for sync code (a
+    ThreadSensitiveContext per request), kept until the response ends. With
+    SQLite that buys nothing and costs a lot: SQLite has one writer, so the
+    threads' connections queue on its busy handler, which sleeps and polls
+    (under load writers starve past the busy timeout: "database is locked");
+    and every open SSE stream pins an idle thread. On one thread, sync code
+    runs one call at a time on one connection, exactly as the dispatcher's
+    already does. On PostgreSQL, queries wait on the network, so the
+    per-request threads stay.
+    """
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
+
+django_asgi_app = OneSyncThreadHandler() if connection.vendor == "sqlite" else ASGIHandler()
 
 
 class WithDispatcher:

@@ -68,7 +68,8 @@ ORCHD_PORT = env_int("ORCHD_PORT", 8080, minimum=1)
 # --- Applications -------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # django.contrib.admin, with the console's site (the fleet dashboard as its index).
+    "orchestrator.console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -89,6 +90,8 @@ INSTALLED_APPS = [
     "catalog.apps.CatalogConfig",
     "nodes.apps.NodesConfig",
     "pools.apps.PoolsConfig",
+    "orchestrator.audit.apps.AuditConfig",
+    "orchestrator.console.apps.ConsoleConfig",
 ]
 
 MIDDLEWARE = [
@@ -146,7 +149,10 @@ def _database(url: str) -> dict[str, object]:
     elif "postgresql" in engine or "postgis" in engine:
         config["ENGINE"] = "django_prometheus.db.backends.postgresql"
     config["OPTIONS"] = options
-    config["CONN_MAX_AGE"] = env_int("ORCHD_DB_CONN_MAX_AGE", 0, minimum=0)
+    max_age = env_optional_int("ORCHD_DB_CONN_MAX_AGE")
+    # A SQLite connection is a file handle in this process: keep it (None = no limit) rather than
+    # open one, and run the PRAGMAs again, for every request. PostgreSQL's are closed after each.
+    config["CONN_MAX_AGE"] = max_age if max_age is not None else (None if engine.endswith("sqlite3") else 0)
     return config
 
 
@@ -203,6 +209,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers log through Django's LOGGING (JSON lines), not Celery's own plain-text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Jobs that run on a schedule; each app's jobs.py owns the function.
@@ -343,5 +351,8 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        # One line per engine/heartbeat request would drown the log.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

@@ -77,6 +77,12 @@ class Pool(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Operator actions in the console, granted to the `operators` group (console migration).
+        permissions = [
+            ("drain_pool", "Can drain and undrain pools"),
+            ("reload_pool", "Can reload pools with another model"),
+            ("purge_pool", "Can purge pools"),
+        ]
         indexes = [
             # Read by enforce_drains(): pools draining past their deadline, or whose drain has not finished.
             models.Index(fields=["desired_draining", "drained_at"], name="pool_draining"),

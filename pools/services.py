@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from nodes.models import Node, NodeStatus
@@ -287,11 +286,3 @@ def probe_static_pools() -> dict[str, bool]:
         Pool.objects.filter(pk=pool.pk).update(**fields)
         outcomes[pool.id] = probe.ready
     return outcomes
-
-
-def pools_serving(model_ref: str) -> list[Pool]:
-    return [pool for pool in Pool.objects.select_related("node") if pool.serves(model_ref)]
-
-
-def placeable_filter() -> Q:
-    return Q(node__status=NodeStatus.ONLINE, ready=True, draining=False, desired_draining=False)

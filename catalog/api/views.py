@@ -22,8 +22,9 @@ from catalog.api.serializers import (
     StateChangeSerializer,
     VerifyAcceptedSerializer,
 )
-from catalog.models import CatalogModel, CatalogModelQuerySet, VerificationStatus
+from catalog.models import CatalogModel, CatalogModelQuerySet, ModelState, VerificationStatus
 from orchestrator.api.errors import invalid_params, not_found
+from orchestrator.audit.services import Source, api_actor, audited
 from orchestrator.auth.permissions import IsClient, IsOperator
 from orchestrator.ids import is_valid_model_id
 
@@ -146,7 +147,9 @@ class ModelDetailView(CatalogView):
         responses={204: None, **ERRORS},
     )
     def delete(self, request: Request, model_id: str) -> Response:
-        services.delete_model(model_or_404(model_id))
+        model = model_or_404(model_id)
+        with audited(api_actor(request.user), "model.delete", model, source=Source.API):
+            services.delete_model(model)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -163,7 +166,8 @@ class VerifyModelView(APIView):
     )
     def post(self, request: Request, model_id: str) -> Response:
         model = model_or_404(model_id)
-        run = services.request_verification(model)
+        with audited(api_actor(request.user), "model.verify", model, source=Source.API):
+            run = services.request_verification(model)
         # Pending as of this request: an eager or fast worker may already have finished.
         body = {"id": model.id, "verification": {"status": VerificationStatus.PENDING}, "job_id": str(run.id)}
         return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -185,7 +189,10 @@ class ModelStateView(APIView):
         model = model_or_404(model_id)
         change = StateChangeSerializer(data=request.data)
         change.is_valid(raise_exception=True)
-        model = services.set_model_state(model, change.validated_data["state"], change.validated_data["deadline_ms"])
+        state, deadline_ms = change.validated_data["state"], change.validated_data["deadline_ms"]
+        action = "model.retire" if state == ModelState.RETIRED else "model.activate"
+        with audited(api_actor(request.user), action, model, source=Source.API, deadline_ms=deadline_ms):
+            model = services.set_model_state(model, state, deadline_ms)
         return Response(CatalogModelSerializer(model).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -15,6 +15,7 @@ from nodes.api.serializers import HeartbeatSerializer, RegisterSerializer, node_
 from nodes.models import Node
 from orchestrator import metrics
 from orchestrator.api.errors import not_found
+from orchestrator.audit.services import Source, api_actor, audited, record
 from orchestrator.auth.permissions import IsNode, IsOperator
 from orchestrator.auth.services import Principal
 from orchestrator.ids import is_valid_id
@@ -51,7 +52,8 @@ class NodeDetailView(APIView):
         if not is_valid_id(node_id):
             raise not_found(f"Node '{node_id}'")
         principal: Principal = request.user  # type: ignore[assignment]
-        services.deregister_node(node_id, principal)
+        with audited(api_actor(principal), "node.deregister", ("nodes.node", node_id), source=Source.API):
+            services.deregister_node(node_id, principal)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -74,6 +76,7 @@ class RegisterView(APIView):
         }
         if result.node_token:
             answer["node_token"] = result.node_token
+            record(api_actor(principal), "token.create", ("nodes.node", result.node.id), source=Source.API, role="node")
         return Response(answer)
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from orchestrator.audit.services import Source, audited
 from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import update_session_budgets
 
@@ -79,12 +80,9 @@ class SessionAdmin(admin.ModelAdmin[Session]):
     def save_model(self, request: HttpRequest, obj: Session, form: ModelForm[Session], change: bool) -> None:
         # Only the budgets: a full save() would write back counters that
         # running tasks may have advanced since the form was loaded.
-        update_session_budgets(
-            obj.pk,
-            tokens_budget=form.cleaned_data["tokens_budget"],
-            time_budget_ms=form.cleaned_data["time_budget_ms"],
-            cost_budget=form.cleaned_data["cost_budget"],
-        )
+        budgets = {name: form.cleaned_data[name] for name in self.budget_fields}
+        with audited(request.user.get_username(), "session.budgets", obj, source=Source.ADMIN, **budgets):
+            update_session_budgets(obj.pk, **budgets)
 
     @admin.display(description="TTL", ordering="expires_at")
     def ttl_badge(self, obj: Session) -> SafeString:

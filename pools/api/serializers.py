@@ -39,7 +39,8 @@ def pool_json(pool: Pool) -> dict[str, Any]:
         "device_mask": pool.device_mask,
         "vram_total_bytes": pool.vram_total_bytes,
         "vram_free_bytes": pool.vram_free_bytes,
-        "ready": pool.ready,
+        # Ready to take tasks: the engine says so and its node is online.
+        "ready": pool.ready and pool.node.status == "online",
         "draining": pool.is_draining,
         "drain": {
             "requested": pool.desired_draining,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.utils import timezone
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator.api.errors import not_found
+from orchestrator.audit.services import Source, api_actor, audited
 from orchestrator.auth.permissions import IsOperator
 from orchestrator.ids import is_valid_id
 from pools import services
@@ -90,14 +92,18 @@ class DrainView(OperatorView):
         pool = get_pool(pool_id)
         body = DrainSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        pool = services.drain_pool(pool, body.validated_data.get("deadline_ms"), timezone.now())
+        deadline_ms = body.validated_data.get("deadline_ms")
+        with audited(api_actor(request.user), "pool.drain", pool, source=Source.API, deadline_ms=deadline_ms):
+            pool = services.drain_pool(pool, deadline_ms, timezone.now())
         return Response(pool_json(pool), status=status.HTTP_202_ACCEPTED)
 
 
 class UndrainView(OperatorView):
     @extend_schema(summary="Undo a drain", request=None)
     def post(self, request: Request, pool_id: str) -> Response:
-        pool = services.undrain_pool(get_pool(pool_id))
+        pool = get_pool(pool_id)
+        with audited(api_actor(request.user), "pool.undrain", pool, source=Source.API):
+            pool = services.undrain_pool(pool)
         return Response(pool_json(pool), status=status.HTTP_202_ACCEPTED)
 
 
@@ -107,7 +113,9 @@ class ReloadView(OperatorView):
         pool = get_pool(pool_id)
         body = ReloadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        pool = services.request_reload(pool, body.validated_data["new_model_ref"], timezone.now())
+        model_ref = body.validated_data["new_model_ref"]
+        with audited(api_actor(request.user), "pool.reload", pool, source=Source.API, model_ref=model_ref):
+            pool = services.request_reload(pool, model_ref, timezone.now())
         return Response({"pool_id": pool.id, "reload": reload_json(pool)}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -117,7 +125,9 @@ class PurgeView(OperatorView):
         pool = get_pool(pool_id)
         body = PurgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        pool = services.request_purge(pool, body.to_request(), timezone.now())
+        purge = body.to_request()
+        with audited(api_actor(request.user), "pool.purge", pool, source=Source.API, **asdict(purge)):
+            pool = services.request_purge(pool, purge, timezone.now())
         return Response({"pool_id": pool.id, "purge": pool.purge_request}, status=status.HTTP_202_ACCEPTED)
 
 

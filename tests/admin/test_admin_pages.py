@@ -17,7 +17,7 @@ from pools.models import Pool
 
 pytestmark = pytest.mark.django_db
 
-OURS = ("orchd_auth", "orchd_sessions", "artifacts", "tasks", "catalog", "nodes", "pools")
+OURS = ("orchd_auth", "orchd_sessions", "artifacts", "tasks", "catalog", "nodes", "pools", "audit")
 
 
 @pytest.fixture
@@ -71,7 +71,11 @@ def test_the_drain_action_calls_the_drain_service(staff):
     node = Node.objects.create(id="gpu-1", status=NodeStatus.ONLINE)
     Pool.objects.create(id="p1", node=node, engine="llamacpp", engine_url="http://x", ready=True)
 
-    staff.post(reverse("admin:pools_pool_changelist"), {"action": "drain", "_selected_action": ["p1"]})
+    # The action asks for a deadline first (console.actions.confirmed); this is the confirmed step.
+    staff.post(
+        reverse("admin:pools_pool_changelist"),
+        {"action": "drain", "_selected_action": ["p1"], "confirm": "yes", "deadline_s": ""},
+    )
 
     assert Pool.objects.get(id="p1").desired_draining is True
     assert Pool.objects.get(id="p1").drain_started_at is not None

@@ -10,7 +10,6 @@ process manager around it sees the failure.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -54,8 +53,10 @@ class Command(BaseCommand):
     def _child_env(self, host: str, port: int) -> dict[str, str]:
         env = dict(os.environ, ORCHD_HOST=host, ORCHD_PORT=str(port))
         metrics_dir = Path(settings.ORCHD_METRICS_DIR or settings.DATA_DIR / "metrics")
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        # Only prometheus_client's files: values left by dead processes would be summed in.
+        for stale in metrics_dir.glob("*.db"):
+            stale.unlink()
         env["ORCHD_METRICS_DIR"] = str(metrics_dir)
         return env
 
@@ -70,6 +71,9 @@ class Command(BaseCommand):
                 options["host"],
                 "-p",
                 str(options["port"]),
+                # Requests are logged as JSON by the middleware; daphne's own lines would repeat them.
+                "--access-log",
+                os.devnull,
                 settings.ASGI_APPLICATION.replace(".application", ":application"),
             ],
         }
@@ -93,7 +97,12 @@ class Command(BaseCommand):
 
     def _start(self, commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
         cwd = settings.BASE_DIR
-        return {name: subprocess.Popen(command, env=env, cwd=cwd) for name, command in commands.items()}
+        # Own sessions: a terminal's Ctrl-C reaches only this supervisor, which then
+        # stops the children in order (the node agent deregisters while the web server is up).
+        return {
+            name: subprocess.Popen(command, env=env, cwd=cwd, start_new_session=True)
+            for name, command in commands.items()
+        }
 
     def _supervise(self, children: dict[str, subprocess.Popen[bytes]]) -> int:
         stopping = False
@@ -116,13 +125,12 @@ class Command(BaseCommand):
         return exit_code
 
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
-        for child in children.values():
+        """Stop in reverse start order: demo agent and engine, then the worker, the web server last."""
+        for child in reversed(children.values()):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for child in children.values():
             try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                child.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 child.kill()
 

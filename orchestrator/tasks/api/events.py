@@ -4,7 +4,8 @@ A Django async view returning a StreamingHttpResponse over an async
 generator: Django's ASGI handler cancels the generator as soon as the client
 disconnects, which is what abandonment detection relies on. The frame loop
 only reads the event log — no ORM call — so any number of clients on any
-process can watch, attach late or resume with Last-Event-ID.
+process can watch, attach late or resume with Last-Event-ID. Besides bearer
+tokens, a logged-in staff session may watch (the console's live view).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ async def _authorize(request: HttpRequest) -> HttpResponseBase | None:
     except APIException as exc:
         return error_response(api_error_from(exc) or internal_error())
     if principal is None:
+        if await _is_staff_watcher(request):
+            return None
         return error_response(
             ApiError(401, "MISSING_TOKEN", "This endpoint needs an 'Authorization: Bearer <token>' header.")
         )
@@ -73,6 +76,19 @@ async def _authorize(request: HttpRequest) -> HttpResponseBase | None:
             ApiError(403, "FORBIDDEN", "This endpoint needs a token with the client or operator role.")
         )
     return None
+
+
+async def _is_staff_watcher(request: HttpRequest) -> bool:
+    """A logged-in console user who may view tasks: the admin's live view tails streams this way.
+
+    Read-only (this is a GET, so CSRF does not apply), and only when no
+    bearer header was sent: a request with a token is judged by the token alone.
+    """
+    auser = getattr(request, "auser", None)
+    if auser is None:
+        return False
+    user = await auser()
+    return bool(user.is_active and user.is_staff and await user.ahas_perm("tasks.view_task"))
 
 
 def _last_event_id(request: HttpRequest) -> int:

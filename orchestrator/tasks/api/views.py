@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from orchestrator.api.errors import invalid_params, not_found
 from orchestrator.api.pagination import Pagination
+from orchestrator.audit.services import Outcome, Source, api_actor, audited
 from orchestrator.auth.services import Principal
 from orchestrator.ids import is_valid_id
 from orchestrator.tasks.admission import admit_task
@@ -66,5 +67,7 @@ class TaskCancelView(APIView):
     @extend_schema(summary="Cancel a task", request=None, responses={204: None})
     def post(self, request: Request, task_id: str) -> Response:
         task = get_task(task_id)
-        cancel_task(task.id, "client")
+        with audited(api_actor(request.user), "task.cancel", task, source=Source.API) as attempt:
+            if not cancel_task(task.id, "client"):
+                attempt.outcome = Outcome.NOOP  # already finished: a no-op 204 (SPEC §3.5)
         return Response(status=status.HTTP_204_NO_CONTENT)

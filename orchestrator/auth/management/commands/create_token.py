@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from orchestrator.audit.services import Source, record
 from orchestrator.auth.models import Role
 from orchestrator.auth.services import issue_token
 from orchestrator.ids import id_error
@@ -34,6 +35,15 @@ class Command(BaseCommand):
             expires_at=timezone.now() + timedelta(days=days) if days else None,
             node_id=options["node_id"],
             created_by="manage.py create_token",
+        )
+        record(
+            "cli",
+            "token.create",
+            issued.token,
+            source=Source.CLI,
+            fingerprint=f"token:{issued.token.fingerprint}",
+            role=options["role"],
+            name=options["name"],
         )
         self.stdout.write(issued.value)
         self.stderr.write(f"Created {options['role']} token '{options['name']}' (token:{issued.token.fingerprint}).")
