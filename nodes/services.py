@@ -45,18 +45,29 @@ class HeartbeatAnswer:
     pools: list[dict[str, Any]]
 
 
-def authorize_node(principal: Principal, node_id: str) -> None:
-    """A node token acts only for the node it is bound to (operators for any)."""
-    if principal.role == Role.NODE and principal.node_id not in (None, node_id):
-        raise ApiError(403, "FORBIDDEN", f"This node token is bound to node '{principal.node_id}', not '{node_id}'.")
+def authorize_node(principal: Principal, node_id: str, *, registering: bool = False) -> None:
+    """A node token acts only for the node it is bound to (operators for any).
+
+    A token not yet bound may register — that binds it — but nothing else.
+    """
+    if principal.role != Role.NODE or principal.node_id == node_id:
+        return
+    if principal.node_id is None and registering:
+        return
+    bound = f"bound to node '{principal.node_id}'" if principal.node_id else "not bound to a node yet (register first)"
+    raise ApiError(403, "FORBIDDEN", f"This node token is {bound}; it cannot act for '{node_id}'.")
 
 
 def register_node(registration: NodeRegistration, principal: Principal, now: datetime) -> RegistrationResult:
     """Create or update a node and its pools; idempotent for the same body."""
-    authorize_node(principal, registration.node_id)
+    authorize_node(principal, registration.node_id, registering=True)
     with transaction.atomic():
         _refuse_foreign_pools(registration)
         stale_at, offline_at = Node(id=registration.node_id).deadlines_from(now)
+        # An agent restarting (or retrying) re-registers a node that is serving:
+        # keep it online, or its running tasks would be taken for lost.
+        current = Node.objects.filter(id=registration.node_id).values_list("status", flat=True).first()
+        status = current if current in (NodeStatus.ONLINE, NodeStatus.STALE) else NodeStatus.REGISTERING
         node, created = Node.objects.update_or_create(
             id=registration.node_id,
             defaults={
@@ -64,7 +75,7 @@ def register_node(registration: NodeRegistration, principal: Principal, now: dat
                 "address": registration.address,
                 "version": registration.version,
                 "capabilities": registration.capabilities,
-                "status": NodeStatus.REGISTERING,
+                "status": status,
                 "stale_at": stale_at,
                 "offline_at": offline_at,
             },

@@ -69,22 +69,20 @@ class PurgeRequest:
 def upsert_pools(node: Node, specs: tuple[PoolSpec, ...]) -> list[str]:
     """Make the node's pools match `specs`; returns the ids of pools removed."""
     for spec in specs:
-        Pool.objects.update_or_create(
-            id=spec.pool_id,
-            defaults={
-                "node": node,
-                "engine": spec.engine,
-                "engine_url": spec.engine_url,
-                "engine_version": spec.engine_version,
-                "model_refs": list(spec.models),
-                "slots_total": spec.slots_total,
-                "ctx_max": spec.ctx_max,
-                "device_mask": spec.device_mask,
-                "vram_total_bytes": spec.vram_total_bytes,
-                # Readiness is only known from heartbeats (or probes), never assumed.
-                "ready": False,
-            },
-        )
+        fields = {
+            "node": node,
+            "engine": spec.engine,
+            "engine_url": spec.engine_url,
+            "engine_version": spec.engine_version,
+            "model_refs": list(spec.models),
+            "slots_total": spec.slots_total,
+            "ctx_max": spec.ctx_max,
+            "device_mask": spec.device_mask,
+            "vram_total_bytes": spec.vram_total_bytes,
+        }
+        # Readiness comes from heartbeats (or probes): a new pool starts unready, and
+        # re-registering keeps a pool's last reported state until the next heartbeat.
+        Pool.objects.update_or_create(id=spec.pool_id, defaults=fields, create_defaults={**fields, "ready": False})
     gone = Pool.objects.filter(node=node).exclude(id__in=[spec.pool_id for spec in specs])
     removed = list(gone.values_list("id", flat=True))
     gone.delete()

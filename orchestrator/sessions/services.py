@@ -97,6 +97,10 @@ def _fresh_fields(now: datetime, expires_at: datetime) -> dict[str, Any]:
         "tokens_spent": 0,
         "time_spent_ms": 0,
         "cost_spent": Decimal(0),
+        # Reservations of tasks from before the restart stay with them: they
+        # settle only against the session row they were admitted under.
+        "tokens_reserved": 0,
+        "cost_reserved": Decimal(0),
         **default_budgets(),
     }
 

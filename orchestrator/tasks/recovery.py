@@ -14,10 +14,11 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db.models import Q
 from django.utils import timezone
 
+from orchestrator.events import get_event_log
 from orchestrator.tasks.lifecycle import WORKER_RESET_RETRY_MS, error_data, release_lease, settle_unrun, terminate_log
 from orchestrator.tasks.models import ACTIVE_STATES, DispatcherHeartbeat, Task, TaskState
 from pools.models import Pool
@@ -67,7 +68,9 @@ def _recover(task: Task, now: datetime) -> bool:
         terminate_log(task.id, "error", data)
         changed = Task.objects.filter(same).update(state=TaskState.FAILED, error=data, finished_at=now)
         if changed:
-            settle_unrun(task.id, tokens=task.tokens_out)
+            # The row's tokens_out is written only at the end; the log counted what was streamed.
+            streamed = async_to_sync(get_event_log().stats)(task.id).tokens
+            settle_unrun(task.id, tokens=streamed)
     if changed and task.pool_id:
         release_lease(task.pool_id)
     return bool(changed)

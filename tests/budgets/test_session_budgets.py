@@ -164,3 +164,18 @@ def test_the_session_endpoint_counts_reservations(bob):
     submit(bob, max_tokens=20)
 
     assert bob.get("/v2/sessions/s-b").json()["tokens_budget_remaining"] == 30
+
+
+def test_a_task_from_before_a_session_was_deleted_does_not_touch_the_new_session(bob):
+    from orchestrator.sessions.services import delete_session
+
+    session(tokens_budget=100)
+    submit(bob, max_tokens=60)
+    old = Task.objects.get()
+    delete_session("s-b")
+    submit(bob, max_tokens=30)  # a fresh session, with the default (unlimited) budgets
+
+    settle(old.id, 60, 10, Decimal(0))
+
+    fresh = Session.objects.get(id="s-b")
+    assert (fresh.tokens_spent, fresh.tokens_reserved) == (0, 30), "only the new task's reservation"

@@ -122,7 +122,7 @@ async def test_it_frees_the_engine_slot_when_the_stream_is_closed(engine):
     closed = time.monotonic()
     stats = await stats_reach(engine, within_s=1.0, active=0, client_disconnects=1)
     assert (stats["active"], stats["client_disconnects"], stats["completed"]) == (0, 1, 0)
-    assert time.monotonic() - closed < 1.0
+    assert time.monotonic() - closed < 3.0  # promptly (generous for loaded CI machines)
 
 
 async def test_it_frees_the_engine_slot_when_cancelled_from_another_task(engine):

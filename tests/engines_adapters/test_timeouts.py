@@ -63,7 +63,7 @@ async def test_it_does_not_count_keep_alive_comments_as_progress(respx_mock, pro
 
     assert outcome.error is not None
     assert (outcome.error.code, outcome.error.before_first_token) == ("DECODE_TIMEOUT", False)
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 3  # ends on the idle timeout, not by waiting for the stream
 
 
 async def test_it_allows_a_long_generation_whose_tokens_come_in_time(respx_mock, protocol):

@@ -29,7 +29,7 @@ async def test_it_serves_a_sync_caller_through_async_to_sync(event_log: AnyEvent
 
     # then
     assert [f.seq for f in await read] == [0]
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 3  # promptly (generous for loaded CI machines)
 
 
 def test_it_works_from_one_loop_after_another(event_log: AnyEventLog, task_id: str) -> None:

@@ -43,7 +43,7 @@ async def test_it_counts_a_disconnect_mid_stream_and_frees_the_slot(engine):
         answer = await client.post(f"{engine.url}/completion", json={"prompt": "hi", "n_predict": 1})
 
     assert answer.json()["stop"] is True
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # promptly (generous for loaded CI machines)
     stats = engine.wait_for_stats(client_disconnects=1, completed=1)
     assert (stats["client_disconnects"], stats["completed"], stats["active"]) == (1, 1, 0)
 

@@ -133,3 +133,22 @@ def test_too_many_pools_is_400(alice):
     body = registration(pools=[pool_spec(f"p{i}") for i in range(65)])
 
     assert_envelope(alice.post("/v2/nodes/register", body), 400, "INVALID_PARAMS")
+
+
+def test_re_registering_a_serving_node_keeps_it_online_and_its_pools_ready(alice, api):
+    token = alice.post("/v2/nodes/register", registration()).json()["node_token"]
+    api.as_token(token).post("/v2/nodes/gpu-1/heartbeat", {"pools": [{"pool_id": "p1", "ready": True}]})
+
+    api.as_token(token).post("/v2/nodes/register", registration())
+
+    assert Node.objects.get(id="gpu-1").status == "online"
+    assert Pool.objects.get(id="p1").ready is True
+
+
+def test_an_unbound_node_token_may_register_but_not_act_for_other_nodes(api, alice):
+    alice.post("/v2/nodes/register", registration("victim", pools=[pool_spec("pv")]))
+    fresh = issue_token("fresh", Role.NODE).value
+
+    assert_envelope(api.as_token(fresh).delete("/v2/nodes/victim"), 403, "FORBIDDEN")
+    assert_envelope(api.as_token(fresh).post("/v2/nodes/victim/heartbeat", {"pools": []}), 403, "FORBIDDEN")
+    assert Node.objects.filter(id="victim").exists()

@@ -93,7 +93,8 @@ async def _is_staff_watcher(request: HttpRequest) -> bool:
 
 def _last_event_id(request: HttpRequest) -> int:
     raw = request.headers.get("Last-Event-ID", "").strip()
-    return int(raw) if raw.isdigit() else -1
+    # ASCII digits only, and short: int() accepts other Unicode digits and huge numbers.
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else -1
 
 
 async def _tail(task_id: str, after: int, verbose: bool) -> AsyncIterator[bytes]:
