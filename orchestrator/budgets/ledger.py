@@ -144,12 +144,15 @@ def settle(task_id: str, tokens: int, decode_ms: int, price_per_token: Decimal) 
     """Turn the task's reservation into spend; True only for the one call that does it."""
     if not Task.objects.filter(id=task_id, budget_settled=False).update(budget_settled=True):
         return False
-    task = Task.objects.only("session_id", "token_id", "reserved_tokens", "reserved_cost", "created_at").get(id=task_id)
+    task = Task.objects.only("session_id", "token_id", "reserved_tokens", "reserved_cost", "session_started_at").get(
+        id=task_id
+    )
     cost = price_per_token * tokens
     # Only the session row the task was admitted under: a session deleted (or
     # expired and restarted) since then starts fresh and owes nothing for it.
     # The token is charged either way (SPEC §4: DELETE is allowed mid-task).
-    Session.objects.filter(id=task.session_id, created_at__lte=task.created_at).update(
+    same_session = {"created_at": task.session_started_at} if task.session_started_at else {}
+    Session.objects.filter(id=task.session_id, **same_session).update(
         tokens_spent=F("tokens_spent") + tokens,
         time_spent_ms=F("time_spent_ms") + decode_ms,
         cost_spent=F("cost_spent") + cost,

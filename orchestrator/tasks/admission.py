@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from catalog.models import CatalogModel
 from catalog.services import check_trust
@@ -55,6 +55,12 @@ def admit_task(request: TaskRequest, principal: Principal, now: datetime) -> Adm
         return existing
     try:
         admission = _admit(request, principal, now)
+    except IntegrityError:
+        # The same task_id admitted concurrently by another request: answer as a retry would be.
+        replay = _idempotent_replay(request)
+        if replay is None:
+            raise
+        return replay
     except ApiError as error:
         metrics.tasks_rejected_total.labels(engine=request.engine, reason=error.code).inc()
         logger.info("task.rejected", extra={"task_id": request.task_id, "code": error.code, "engine": request.engine})
@@ -80,7 +86,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
     serving = _check_pools(request, pools)
     with transaction.atomic():
         _lock_capacity()
-        _open_turn(request, now)
+        session_started_at = _open_turn(request, now)
         grant = _reserve_budget(request, principal)
         rate = _count_rate(request, principal, now)
         try:
@@ -88,8 +94,8 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
             prediction = predict_start(position, request.model_ref, serving)
             _check_deadline(request, prediction)
             victim = _make_room(request, prediction)
-            task = _persist(request, principal, now, position, prediction, serving, grant)
-        except ApiError:
+            task = _persist(request, principal, now, position, prediction, serving, grant, session_started_at)
+        except Exception:
             if rate is not None and principal.token_id is not None:
                 ratelimit.undo(principal.token_id, rate)
             raise
@@ -209,9 +215,10 @@ def _lock_capacity() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CAPACITY_LOCK_KEY])
 
 
-def _open_turn(request: TaskRequest, now: datetime) -> None:
+def _open_turn(request: TaskRequest, now: datetime) -> datetime:
+    """Open the session's turn; returns when that session row started (it identifies the row)."""
     try:
-        open_session_turn(request.session_id, now, max_turns=settings.ORCHD_SESSION_MAX_TURNS or None)
+        return open_session_turn(request.session_id, now, max_turns=settings.ORCHD_SESSION_MAX_TURNS or None).created_at
     except TurnLimitReached as exc:
         raise ApiError(
             429,
@@ -279,6 +286,7 @@ def _persist(
     prediction: Prediction,
     serving: list[PoolView],
     grant: ledger.Grant,
+    session_started_at: datetime,
 ) -> Task:
     task = Task(
         id=request.task_id,
@@ -293,6 +301,7 @@ def _persist(
         max_tokens_requested=request.max_tokens,
         reserved_tokens=grant.reserved_tokens,
         reserved_cost=grant.reserved_cost,
+        session_started_at=session_started_at,
         deadline_ms=request.deadline_ms,
         deadline_at=now + timedelta(milliseconds=request.deadline_ms),
         prompt=request.prompt,

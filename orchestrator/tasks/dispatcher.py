@@ -36,7 +36,8 @@ HEARTBEAT_INTERVAL_S = 5.0
 
 class Dispatcher:
     def __init__(self) -> None:
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # At most 40 + 1 + 7 + 1 + 8 characters: fits Task.owner (64) for any host name.
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.runners: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self.wake = asyncio.Event()
         self.stopping = False
@@ -119,14 +120,20 @@ class Dispatcher:
         runner = Runner(claim)
         task = asyncio.create_task(run_claim(claim, runner), name=f"task-{claim.task_id}")
         self.runners[claim.task_id] = (runner, task)
-        task.add_done_callback(lambda _: self.runners.pop(claim.task_id, None))
+        task.add_done_callback(lambda done: self._forget(claim.task_id, done))
+
+    def _forget(self, task_id: str, done: asyncio.Task[Any]) -> None:
+        # The same task may have been re-queued and claimed again by now: keep the newer run.
+        entry = self.runners.get(task_id)
+        if entry is not None and entry[1] is done:
+            del self.runners[task_id]
 
     def stop_runner(self, task_id: str, reason: str) -> bool:
         entry = self.runners.get(task_id)
         if entry is None:
             return False
         runner, task = entry
-        if runner.stop_reason is None:
+        if runner.stop_reason is None and not runner.finishing:
             runner.stop_reason = reason
             task.cancel()
         return True

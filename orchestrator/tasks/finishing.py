@@ -87,7 +87,7 @@ def _requeue(claim: Claim, outcome: Outcome) -> bool:
         "task.requeued" if requeued else "task.requeue_skipped",
         extra={"task_id": claim.task_id, "pool_id": claim.pool_id, "error": outcome.error, "attempt": claim.attempts},
     )
-    return True
+    return bool(requeued)
 
 
 @sync_to_async

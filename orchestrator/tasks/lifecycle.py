@@ -141,17 +141,16 @@ def cancel_task(task_id: str, reason: str) -> bool:
         "finish_reason": "canceled",
         "canceled": True,
     }
-    won = terminate_log(task_id, "end", end)
-    changed = Task.objects.filter(id=task_id, state__in=LIVE_STATES).update(
-        state=TaskState.CANCELED, cancel_reason=reason, finished_at=timezone.now(), tokens_out=stats.tokens
-    )
-    if not (won or changed):
-        return False
-    _count_cancel(task, reason)
-    if task.state == TaskState.QUEUED:
+    if not terminate_log(task_id, "end", end):
+        return False  # the stream had already ended (completed, failed, expired...): that outcome stands
+    fields = {"state": TaskState.CANCELED, "cancel_reason": reason, "finished_at": timezone.now()}
+    if Task.objects.filter(id=task_id, state=TaskState.QUEUED).update(**fields):
         # Nobody runs it, so nobody else settles its budget (a running task's runner does).
         _erase_inputs(task_id)
         settle_unrun(task_id)
+    else:
+        Task.objects.filter(id=task_id, state__in=LIVE_STATES).update(**fields, tokens_out=stats.tokens)
+    _count_cancel(task, reason)
     from orchestrator.tasks import notify
 
     notify.broadcast({"kind": "cancel", "task_id": task_id, "reason": reason})

@@ -100,6 +100,8 @@ class Task(models.Model):
     reserved_tokens = models.PositiveIntegerField(default=0)
     reserved_cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
     budget_settled = models.BooleanField(default=False)
+    # Which session row holds the reservation: a session deleted or restarted since is another row.
+    session_started_at = models.DateTimeField(null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 

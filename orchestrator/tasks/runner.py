@@ -67,8 +67,8 @@ class Runner:
 
     async def run(self) -> Outcome:
         started = time.monotonic()
-        await self._announce_dispatch()
         try:
+            await self._announce_dispatch()
             outcome = await self._stream(started)
         except asyncio.CancelledError:
             if self.stop_reason is None:
@@ -77,11 +77,15 @@ class Runner:
                 outcome = Outcome("canceled", tokens_out=self._tokens, decode_ms=self._decode_ms())
             else:
                 outcome = self._stopped(self.stop_reason, tokens=self._tokens, started=started)
+        # From here on the run is being finished: stops no longer cancel it (the dispatcher
+        # checks this flag), and a crash below is not finished a second time.
+        self.finishing = True
         await finishing.finish_run(self.claim, outcome, self.log)
         return outcome
 
     _tokens = 0
     _first_token_at: float | None = None
+    finishing = False
 
     async def _announce_dispatch(self) -> None:
         """Tell watchers where the task runs; write `started` if the log lost it (a restart)."""
@@ -251,5 +255,7 @@ async def run_claim(claim: Claim, runner: Runner | None = None) -> Outcome:
     except Exception:
         logger.exception("runner.crashed", extra={"task_id": claim.task_id, "pool_id": claim.pool_id})
         outcome = Outcome("failed", error=error_data("INTERNAL", "The dispatcher failed while running this task."))
-        await finishing.finish_run(claim, outcome, get_event_log())
+        if not runner.finishing:  # finish_run releases the lease in its own `finally`: never twice
+            runner.finishing = True
+            await finishing.finish_run(claim, outcome, get_event_log())
         return outcome
