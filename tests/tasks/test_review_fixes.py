@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.utils import timezone
 
 from orchestrator.events import get_event_log
 from orchestrator.tasks import admission
