@@ -20,35 +20,108 @@ from django.core.handlers.asgi import ASGIHandler
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 django.setup(set_prefix=False)
 
+from asgiref.sync import ThreadSensitiveContext, sync_to_async  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - Django must be set up first
-from django.db import connection  # noqa: E402
+from django.core import signals  # noqa: E402
+from django.core.handlers.base import BaseHandler  # noqa: E402
+from django.db import close_old_connections, connection, reset_queries  # noqa: E402
+from django.http import HttpRequest, HttpResponseBase  # noqa: E402
 
 from orchestrator.tasks.dispatcher import ensure_started  # noqa: E402
 
 Scope = dict[str, Any]
 
+# SQLite: all sync code of the process on one thread (see Handler).
+ONE_DB_THREAD = connection.vendor == "sqlite"
 
-class OneSyncThreadHandler(ASGIHandler):
-    """Django's ASGI handler, running all sync code of the process on one thread (on SQLite).
 
-    Django gives each request its own thread for sync code (a
-    ThreadSensitiveContext per request), kept until the response ends. With
-    SQLite that buys nothing and costs a lot: SQLite has one writer, so the
-    threads' connections queue on its busy handler, which sleeps and polls
-    (under load writers starve past the busy timeout: "database is locked");
-    and every open SSE stream pins an idle thread. On one thread, sync code
-    runs one call at a time on one connection, exactly as the dispatcher's
-    already does. On PostgreSQL, queries wait on the network, so the
-    per-request threads stay.
+class Handler(ASGIHandler):
+    """Django's ASGI handler, doing a request's middleware and view in one trip to a thread.
+
+    Stock Django runs the middleware chain in async mode, and then every
+    `MiddlewareMixin` method (about a dozen in our chain) is its own trip from
+    the event loop to a thread and back, as is the rendering of a DRF
+    response; a sync-only middleware (WhiteNoise) turns part of the chain sync
+    and adds more. Here the whole chain runs sync, once per request, in one
+    trip, and the response (an SSE stream included) is sent from the loop.
+
+    With SQLite (`one_thread`), that thread is the same for every request:
+    all sync code of the process runs one call at a time on one connection,
+    as the dispatcher's already does. Django's default, a thread per request
+    kept until the response ends, buys nothing on SQLite's single writer and
+    costs a lot: the threads' connections queue on its busy handler, which
+    sleeps and polls (under load writers starved past the busy timeout:
+    "database is locked"), and every open SSE stream pinned an idle thread.
+    On PostgreSQL, queries wait on the network, so requests keep their own threads.
     """
+
+    def __init__(self, *, one_thread: bool) -> None:
+        super().__init__()
+        self.one_thread = one_thread
+        self._sync = BaseHandler()
+        self._sync.load_middleware(is_async=False)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        await self.handle(scope, receive, send)
+        if self.one_thread:
+            await self.handle(scope, receive, send)
+        else:
+            async with ThreadSensitiveContext():
+                await self.handle(scope, receive, send)
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        response: HttpResponseBase = await sync_to_async(self._sync.get_response, thread_sensitive=True)(request)
+        return response
 
 
-django_asgi_app = OneSyncThreadHandler() if connection.vendor == "sqlite" else ASGIHandler()
+def _connections_checked_after_requests() -> None:
+    """On the one DB thread, look at the connection after each request, not before.
+
+    Django's request_started receivers (`close_old_connections`,
+    `reset_queries`) are sync: each request would make one more trip to the
+    DB thread before its view, queued behind a burst of admissions. After the
+    response is sent, Django makes that trip anyway (to close the response),
+    and `close_old_connections` runs then too.
+    """
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_started.disconnect(reset_queries)
+    signals.request_finished.connect(reset_queries)
+
+
+# On the one DB thread (SQLite), at most this many admissions wait for it at once; the rest
+# wait on the event loop. A burst of admissions then no longer queues ahead of everything
+# else the thread does for running tasks (clients attaching, first tokens, ends), while
+# the next admission is always ready when one ends.
+ADMISSIONS_AT_ONCE = 2
+
+
+class AdmissionGate:
+    """Lets ADMISSIONS_AT_ONCE `POST /v2/tasks` requests at a time into the app (see above)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope.get("method") == "POST" and scope.get("path") == "/v2/tasks":
+            async with self._gate():
+                await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _gate(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(ADMISSIONS_AT_ONCE)
+        return gate
+
+
+django_asgi_app: Any = Handler(one_thread=ONE_DB_THREAD)
+if ONE_DB_THREAD:
+    django_asgi_app = AdmissionGate(django_asgi_app)
+    _connections_checked_after_requests()
 
 
 class WithDispatcher:
