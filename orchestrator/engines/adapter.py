@@ -21,15 +21,16 @@ import inspect
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import AsyncExitStack, aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+import aiohttp
 import httpx
 
 from orchestrator.engines.base import EngineError, EngineEvent, EngineRequest, Finished, Token, Vectors
-from orchestrator.engines.http import engine_client
+from orchestrator.engines.http import engine_client, stream_session
 from orchestrator.engines.sse import Field, SSEParser
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class HttpAdapter(ABC):
         if engine is not None:
             self.engine = engine
         self._cancelled = False
-        self._response: httpx.Response | None = None
+        self._response: aiohttp.ClientResponse | None = None
         self._timeout: asyncio.Timeout | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -168,7 +169,7 @@ class HttpAdapter(ABC):
                     await self._idle.wait()
         elif self._response is not None:
             # The stream is parked at a yield: close the connection under it.
-            await self._response.aclose()
+            self._response.close()
 
     # -- the mechanics ----------------------------------------------------------------------
 
@@ -178,10 +179,11 @@ class HttpAdapter(ABC):
         reader = self.reader(request)
         async with AsyncExitStack() as stack:
             response = await self._open(stack, request, self.generation(request), watch)
-            chunks = response.aiter_bytes()
+            body = response.content
             parser = SSEParser()
             while not reader.finished:
-                chunk = await self._wait(anext(chunks, b""), watch)
+                # Whatever has arrived, at once (b"" at the end of the body).
+                chunk = await self._wait(body.readany(), watch)
                 fields = parser.feed(chunk) if chunk else parser.close()
                 for field in fields:
                     for event in self._events(field, reader, watch.first):
@@ -195,7 +197,7 @@ class HttpAdapter(ABC):
                         break
                 if not chunk and not reader.finished:
                     yield self._end(reader, watch.first)
-            await self._drain(chunks, request)
+            await self._drain(body, request)
 
     async def _embed(self, request: EngineRequest) -> Vectors:
         # Rerank needs a query, which EngineRequest does not carry yet: no adapter serves it.
@@ -205,19 +207,23 @@ class HttpAdapter(ABC):
         watch = _Watch(request, asyncio.get_running_loop().time() + request.first_token_timeout_s)
         async with AsyncExitStack() as stack:
             response = await self._open(stack, request, call, watch)
-            raw = await self._wait(response.aread(), watch)
+            raw = await self._wait(response.read(), watch)
         try:
             return self.vectors(json.loads(raw))
         except (ValueError, ProtocolError) as exc:
             raise EngineError("WORKER_RESET", f"bad embedding answer: {exc}", before_first_token=True) from None
 
-    async def _open(self, stack: AsyncExitStack, request: EngineRequest, call: Call, watch: _Watch) -> httpx.Response:
+    async def _open(
+        self, stack: AsyncExitStack, request: EngineRequest, call: Call, watch: _Watch
+    ) -> aiohttp.ClientResponse:
+        if self._cancelled:
+            raise _Cancelled  # before the request exists: nothing is sent
         url = request.engine_url.rstrip("/") + call.path
-        opening = stack.enter_async_context(engine_client().stream("POST", url, json=call.body))
+        opening = stack.enter_async_context(stream_session().post(url, json=call.body))
         response = await self._wait(opening, watch)
         self._response = response
-        if not response.is_success:
-            raise status_error(response.status_code, await self._wait(response.aread(), watch))
+        if not 200 <= response.status < 300:
+            raise status_error(response.status, await self._wait(response.read(), watch))
         return response
 
     async def _wait(self, awaitable: Awaitable[T], watch: _Watch) -> T:
@@ -230,13 +236,15 @@ class HttpAdapter(ABC):
             async with asyncio.timeout_at(watch.deadline) as timeout:
                 self._timeout = timeout
                 return await awaitable
+        except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's connect timeout is both
+            if self._cancelled:
+                raise _Cancelled from None
+            message = f"lost the engine connection: {type(exc).__name__}: {exc}"
+            raise EngineError("WORKER_RESET", message, before_first_token=watch.first) from exc
         except TimeoutError:
             if self._cancelled:
                 raise _Cancelled from None
             raise watch.timed_out() from None
-        except httpx.TransportError as exc:
-            message = f"lost the engine connection: {type(exc).__name__}: {exc}"
-            raise EngineError("WORKER_RESET", message, before_first_token=watch.first) from exc
         finally:
             self._timeout = None
 
@@ -263,12 +271,12 @@ class HttpAdapter(ABC):
         reader.finished = True
         return finished
 
-    async def _drain(self, chunks: AsyncIterator[bytes], request: EngineRequest) -> None:
+    async def _drain(self, body: aiohttp.StreamReader, request: EngineRequest) -> None:
         """Read to the end of the body, so that the connection goes back to the pool."""
         deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
         # On failure the answer is still complete; the connection is just not reused.
         with suppress(EngineError, _Cancelled):
-            await self._wait(_exhaust(chunks), _Watch(request, deadline, tokens=1))
+            await self._wait(_exhaust(body), _Watch(request, deadline, tokens=1))
 
     async def probe(self, engine_url: str, path: str) -> httpx.Response | None:
         """A small GET; None if the engine cannot be reached."""
@@ -288,8 +296,8 @@ class HttpAdapter(ABC):
             return None
 
 
-async def _exhaust(chunks: AsyncIterator[bytes]) -> None:
-    async for _ in chunks:
+async def _exhaust(body: aiohttp.StreamReader) -> None:
+    while await body.readany():
         pass
 
 

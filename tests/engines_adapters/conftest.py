@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from orchestrator.engines.http import aclose_clients
 from tests.engines import RunningEngine, start_fake_engine
+from tests.engines_adapters import wire
+from tests.engines_adapters.wire import WireEngine
 
 MODEL = "fake/model-7b"
 
@@ -31,3 +34,22 @@ def engine(request: pytest.FixtureRequest, engines: dict[str, RunningEngine]) ->
     running.wait_for_stats(active=0, queued=0)
     running.reset()
     return running
+
+
+@pytest.fixture
+async def engine_wire() -> AsyncIterator[WireEngine]:
+    """A local engine server in the test's event loop (generations and embeddings go through aiohttp)."""
+    engine = WireEngine()
+    async with engine.running():
+        wire._current.append(engine)
+        try:
+            yield engine
+        finally:
+            wire._current.remove(engine)
+
+
+@pytest.fixture(autouse=True)
+async def _close_engine_clients() -> AsyncIterator[None]:
+    """Close the test loop's shared engine clients before the loop goes (aiohttp warns of unclosed ones)."""
+    yield
+    await aclose_clients()

@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from orchestrator.engines import adapter_for
 from orchestrator.engines.base import EngineEvent, Token
 from tests.engines_adapters.wire import ENGINES, Body, generation, mock_generation, request, sse, token_frame
 
 
-async def test_it_closes_the_response_when_the_stream_is_closed(respx_mock):
+async def test_it_closes_the_response_when_the_stream_is_closed(engine_wire):
     body = Body([generation("llamacpp", ["a", "b", "c"], final=False)], stall_s=30)
-    mock_generation(respx_mock, "llamacpp", body)
+    mock_generation(engine_wire, "llamacpp", body)
     stream = adapter_for("llamacpp").stream(request())
 
     assert await anext(stream) == Token("a")
     await stream.aclose()
 
-    assert body.closed
+    assert await body.wait_closed()
 
 
-async def test_it_ends_quietly_when_cancelled_while_waiting_for_the_engine(respx_mock):
+async def test_it_ends_quietly_when_cancelled_while_waiting_for_the_engine(engine_wire):
     # given: a stream blocked on an engine that went quiet after one token
     body = Body([sse(token_frame("tgi", "a"))], stall_s=30)
-    mock_generation(respx_mock, "tgi", body)
+    mock_generation(engine_wire, "tgi", body)
     adapter = adapter_for(ENGINES["tgi"])
     first = asyncio.Event()
 
@@ -46,30 +44,24 @@ async def test_it_ends_quietly_when_cancelled_while_waiting_for_the_engine(respx
 
     # then
     assert events == [Token("a")]
-    assert body.closed
+    assert await body.wait_closed()
 
 
-async def test_it_ends_quietly_when_cancelled_while_waiting_for_response_headers(respx_mock):
-    started = asyncio.Event()
-
-    async def queued(request):
-        started.set()
-        await asyncio.sleep(30)
-
-    mock_generation(respx_mock, "openai", Body([])).mock(side_effect=queued)
+async def test_it_ends_quietly_when_cancelled_while_waiting_for_response_headers(engine_wire):
+    route = mock_generation(engine_wire, "openai", Body([])).hang()
     adapter = adapter_for("vllm")
     consumer = asyncio.create_task(anext(adapter.stream(request()), None))
-    await started.wait()
+    await route.wait_called()  # the engine has the request, and answers nothing
 
     async with asyncio.timeout(1):
         await adapter.cancel()
         assert await consumer is None
 
 
-async def test_it_closes_the_response_when_cancelled_between_two_reads(respx_mock):
+async def test_it_closes_the_response_when_cancelled_between_two_reads(engine_wire):
     # given: the caller holds a token and has not asked for the next one
     body = Body([generation("llamacpp", ["a", "b"], final=False)], stall_s=30)
-    mock_generation(respx_mock, "llamacpp", body)
+    mock_generation(engine_wire, "llamacpp", body)
     adapter = adapter_for("llamacpp")
     stream = adapter.stream(request())
     assert await anext(stream) == Token("a")
@@ -78,13 +70,12 @@ async def test_it_closes_the_response_when_cancelled_between_two_reads(respx_moc
     await adapter.cancel()
 
     # then: the connection is closed at once, and the stream ends at the next read
-    assert body.closed
+    assert await body.wait_closed()
     assert await anext(stream, None) is None
 
 
-@pytest.mark.respx(assert_all_called=False)
-async def test_it_sends_nothing_when_cancelled_before_it_starts(respx_mock):
-    route = mock_generation(respx_mock, "llamacpp", Body([generation("llamacpp", ["a"])]))
+async def test_it_sends_nothing_when_cancelled_before_it_starts(engine_wire):
+    route = mock_generation(engine_wire, "llamacpp", Body([generation("llamacpp", ["a"])]))
     adapter = adapter_for("llamacpp")
 
     await adapter.cancel()
@@ -94,9 +85,9 @@ async def test_it_sends_nothing_when_cancelled_before_it_starts(respx_mock):
     assert not route.called
 
 
-async def test_it_closes_the_response_when_the_consuming_task_is_cancelled(respx_mock):
+async def test_it_closes_the_response_when_the_consuming_task_is_cancelled(engine_wire):
     body = Body([sse(token_frame("openai", "a"))], stall_s=30)
-    mock_generation(respx_mock, "openai", body)
+    mock_generation(engine_wire, "openai", body)
     first = asyncio.Event()
 
     async def consume() -> None:
@@ -108,4 +99,4 @@ async def test_it_closes_the_response_when_the_consuming_task_is_cancelled(respx
     consumer.cancel()
     await asyncio.gather(consumer, return_exceptions=True)
 
-    assert body.closed
+    assert await body.wait_closed()

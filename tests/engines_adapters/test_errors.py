@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 import pytest
 
+from orchestrator.engines import http
 from tests.engines_adapters.wire import Body, collect, generation, mock_generation, sse, token_frame
+from tests.support.web import free_port
 
 PROTOCOLS = ["llamacpp", "openai", "tgi"]
 
@@ -13,9 +15,9 @@ pytestmark = pytest.mark.parametrize("protocol", PROTOCOLS)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
-async def test_it_reports_an_overloaded_or_broken_engine_as_retriable(respx_mock, protocol, status):
+async def test_it_reports_an_overloaded_or_broken_engine_as_retriable(engine_wire, protocol, status):
     body = Body([b'{"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}'])
-    mock_generation(respx_mock, protocol, body, status=status)
+    mock_generation(engine_wire, protocol, body, status=status)
 
     outcome = await collect(protocol)
 
@@ -38,8 +40,8 @@ async def test_it_reports_an_overloaded_or_broken_engine_as_retriable(respx_mock
         (413, b"<html>too large</html>", "<html>too large</html>"),
     ],
 )
-async def test_it_reports_a_refused_request_as_invalid_params(respx_mock, protocol, status, body, message):
-    mock_generation(respx_mock, protocol, Body([body]), status=status)
+async def test_it_reports_a_refused_request_as_invalid_params(engine_wire, protocol, status, body, message):
+    mock_generation(engine_wire, protocol, Body([body]), status=status)
 
     outcome = await collect(protocol)
 
@@ -52,11 +54,25 @@ async def test_it_reports_a_refused_request_as_invalid_params(respx_mock, protoc
     assert message in outcome.error.message
 
 
-@pytest.mark.parametrize(
-    "failure", [httpx.ConnectError("Connection refused"), httpx.ConnectTimeout("timed out"), httpx.ReadError("reset")]
-)
-async def test_it_reports_an_unreachable_engine_as_retriable(respx_mock, protocol, failure):
-    mock_generation(respx_mock, protocol, Body([])).mock(side_effect=failure)
+async def test_it_reports_a_refused_connection_as_retriable(protocol):
+    outcome = await collect(protocol, engine_url=f"http://127.0.0.1:{free_port()}")
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token, outcome.error.status) == ("WORKER_RESET", True, None)
+
+
+async def test_it_reports_a_connect_timeout_as_retriable(monkeypatch, protocol):
+    # A documentation address (RFC 5737) that nothing answers: the connect times out (or has no route).
+    monkeypatch.setattr(http, "_STREAM_TIMEOUT", aiohttp.ClientTimeout(total=None, sock_connect=0.05))
+
+    outcome = await collect(protocol, engine_url="http://192.0.2.1:9", first_token_timeout_s=5)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token, outcome.error.status) == ("WORKER_RESET", True, None)
+
+
+async def test_it_reports_a_connection_reset_before_the_answer_as_retriable(engine_wire, protocol):
+    mock_generation(engine_wire, protocol, Body([])).reset()
 
     outcome = await collect(protocol)
 
@@ -64,9 +80,8 @@ async def test_it_reports_an_unreachable_engine_as_retriable(respx_mock, protoco
     assert (outcome.error.code, outcome.error.before_first_token, outcome.error.status) == ("WORKER_RESET", True, None)
 
 
-async def test_it_reports_a_stream_cut_after_two_tokens(respx_mock, protocol):
-    cut = httpx.RemoteProtocolError("peer closed connection without sending complete message body")
-    mock_generation(respx_mock, protocol, Body([generation(protocol, ["a", "b"], final=False)], fail=cut))
+async def test_it_reports_a_stream_cut_after_two_tokens(engine_wire, protocol):
+    mock_generation(engine_wire, protocol, Body([generation(protocol, ["a", "b"], final=False)], fail=True))
 
     outcome = await collect(protocol)
 
@@ -75,8 +90,8 @@ async def test_it_reports_a_stream_cut_after_two_tokens(respx_mock, protocol):
     assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", False)
 
 
-async def test_it_reports_a_body_that_ends_without_the_final_frame(respx_mock, protocol):
-    mock_generation(respx_mock, protocol, Body([generation(protocol, ["a", "b"], final=False)]))
+async def test_it_reports_a_body_that_ends_without_the_final_frame(engine_wire, protocol):
+    mock_generation(engine_wire, protocol, Body([generation(protocol, ["a", "b"], final=False)]))
 
     outcome = await collect(protocol)
 
@@ -86,8 +101,8 @@ async def test_it_reports_a_body_that_ends_without_the_final_frame(respx_mock, p
     assert "final frame" in outcome.error.message
 
 
-async def test_it_reports_an_empty_body_before_any_token(respx_mock, protocol):
-    mock_generation(respx_mock, protocol, Body([]))
+async def test_it_reports_an_empty_body_before_any_token(engine_wire, protocol):
+    mock_generation(engine_wire, protocol, Body([]))
 
     outcome = await collect(protocol)
 
@@ -95,8 +110,8 @@ async def test_it_reports_an_empty_body_before_any_token(respx_mock, protocol):
     assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", True)
 
 
-async def test_it_reports_invalid_json_mid_stream(respx_mock, protocol):
-    mock_generation(respx_mock, protocol, Body([sse(token_frame(protocol, "a"), '{"content": "b"')]))
+async def test_it_reports_invalid_json_mid_stream(engine_wire, protocol):
+    mock_generation(engine_wire, protocol, Body([sse(token_frame(protocol, "a"), '{"content": "b"')]))
 
     outcome = await collect(protocol)
 
@@ -106,8 +121,8 @@ async def test_it_reports_invalid_json_mid_stream(respx_mock, protocol):
     assert "invalid JSON" in outcome.error.message
 
 
-async def test_it_reports_a_frame_that_is_not_an_object(respx_mock, protocol):
-    mock_generation(respx_mock, protocol, Body([sse([1, 2])]))
+async def test_it_reports_a_frame_that_is_not_an_object(engine_wire, protocol):
+    mock_generation(engine_wire, protocol, Body([sse([1, 2])]))
 
     outcome = await collect(protocol)
 
@@ -122,8 +137,8 @@ async def test_it_reports_a_frame_that_is_not_an_object(respx_mock, protocol):
         {"error": "CUDA out of memory", "error_type": "generation"},
     ],
 )
-async def test_it_reports_an_error_object_in_the_stream(respx_mock, protocol, error_frame):
-    mock_generation(respx_mock, protocol, Body([sse(token_frame(protocol, "a"), error_frame)]))
+async def test_it_reports_an_error_object_in_the_stream(engine_wire, protocol, error_frame):
+    mock_generation(engine_wire, protocol, Body([sse(token_frame(protocol, "a"), error_frame)]))
 
     outcome = await collect(protocol)
 
@@ -133,8 +148,8 @@ async def test_it_reports_an_error_object_in_the_stream(respx_mock, protocol, er
     assert "CUDA out of memory" in outcome.error.message
 
 
-async def test_it_reports_an_error_line_of_older_servers(respx_mock, protocol):
-    mock_generation(respx_mock, protocol, Body([b'error: {"message": "slot unavailable"}\n\n']))
+async def test_it_reports_an_error_line_of_older_servers(engine_wire, protocol):
+    mock_generation(engine_wire, protocol, Body([b'error: {"message": "slot unavailable"}\n\n']))
 
     outcome = await collect(protocol)
 

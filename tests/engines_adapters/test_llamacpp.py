@@ -12,11 +12,11 @@ from orchestrator.engines.base import Finished, Token, Vectors
 from tests.engines_adapters.wire import URL, Body, collect, mock_generation, sse
 
 
-async def test_it_streams_each_non_empty_content_as_a_token(respx_mock):
+async def test_it_streams_each_non_empty_content_as_a_token(engine_wire):
     # given
     frames = [{"content": "Hello", "stop": False}, {"content": "", "stop": False}, {"content": " world", "stop": False}]
     final = {"content": "", "stop": True, "stop_type": "eos", "tokens_predicted": 2, "tokens_evaluated": 5}
-    mock_generation(respx_mock, "llamacpp", Body([sse(*frames, final)]))
+    mock_generation(engine_wire, "llamacpp", Body([sse(*frames, final)]))
 
     # when
     outcome = await collect("llamacpp")
@@ -26,8 +26,8 @@ async def test_it_streams_each_non_empty_content_as_a_token(respx_mock):
     assert outcome.events == [Token("Hello"), Token(" world"), Finished("stop", tokens_out=2, tokens_in=5)]
 
 
-async def test_it_sends_the_completion_request_of_the_spec(respx_mock):
-    route = mock_generation(respx_mock, "llamacpp", Body([sse({"content": "", "stop": True})]))
+async def test_it_sends_the_completion_request_of_the_spec(engine_wire):
+    route = mock_generation(engine_wire, "llamacpp", Body([sse({"content": "", "stop": True})]))
 
     await collect("llamacpp", prompt="Hi", max_tokens=7, seed=42, temperature=0.2)
 
@@ -41,8 +41,8 @@ async def test_it_sends_the_completion_request_of_the_spec(respx_mock):
     }
 
 
-async def test_it_leaves_out_seed_and_temperature_when_unset(respx_mock):
-    route = mock_generation(respx_mock, "llamacpp", Body([sse({"content": "", "stop": True})]))
+async def test_it_leaves_out_seed_and_temperature_when_unset(engine_wire):
+    route = mock_generation(engine_wire, "llamacpp", Body([sse({"content": "", "stop": True})]))
 
     await collect("llamacpp", prompt="Hi")
 
@@ -65,25 +65,25 @@ async def test_it_leaves_out_seed_and_temperature_when_unset(respx_mock):
         ({"tokens_predicted": 0, "timings": {"predicted_n": 4}}, Finished("stop", tokens_out=0)),
     ],
 )
-async def test_it_maps_the_final_frame_to_finished(respx_mock, final, expected):
-    mock_generation(respx_mock, "llamacpp", Body([sse({"content": "", "stop": True, **final})]))
+async def test_it_maps_the_final_frame_to_finished(engine_wire, final, expected):
+    mock_generation(engine_wire, "llamacpp", Body([sse({"content": "", "stop": True, **final})]))
 
     outcome = await collect("llamacpp")
 
     assert outcome.events == [expected]
 
 
-async def test_it_keeps_content_that_arrives_in_the_final_frame(respx_mock):
-    mock_generation(respx_mock, "llamacpp", Body([sse({"content": "end.", "stop": True, "stop_type": "eos"})]))
+async def test_it_keeps_content_that_arrives_in_the_final_frame(engine_wire):
+    mock_generation(engine_wire, "llamacpp", Body([sse({"content": "end.", "stop": True, "stop_type": "eos"})]))
 
     outcome = await collect("llamacpp")
 
     assert outcome.events == [Token("end."), Finished("stop")]
 
 
-async def test_it_embeds_all_inputs_in_one_request(respx_mock):
+async def test_it_embeds_all_inputs_in_one_request(engine_wire):
     answer = [{"index": 1, "embedding": [[0.5, 0.25]]}, {"index": 0, "embedding": [[1, 0]]}]
-    route = respx_mock.post(f"{URL}/embedding").mock(return_value=httpx.Response(200, json=answer))
+    route = engine_wire.post("/embedding").respond(200, json=answer)
 
     outcome = await collect("llamacpp", workload="embedding", inputs=("a", "b"))
 
@@ -91,17 +91,17 @@ async def test_it_embeds_all_inputs_in_one_request(respx_mock):
     assert outcome.events == [Vectors(embeddings=[[1.0, 0.0], [0.5, 0.25]])]
 
 
-async def test_it_reads_the_older_single_embedding_answer(respx_mock):
-    respx_mock.post(f"{URL}/embedding").mock(return_value=httpx.Response(200, json={"embedding": [0.1, 0.2]}))
+async def test_it_reads_the_older_single_embedding_answer(engine_wire):
+    engine_wire.post("/embedding").respond(200, json={"embedding": [0.1, 0.2]})
 
     outcome = await collect("llamacpp", workload="embedding", inputs=("a",))
 
     assert outcome.events == [Vectors(embeddings=[[0.1, 0.2]])]
 
 
-async def test_it_refuses_per_token_embeddings(respx_mock):
+async def test_it_refuses_per_token_embeddings(engine_wire):
     answer = [{"index": 0, "embedding": [[0.1, 0.2], [0.3, 0.4]]}]
-    respx_mock.post(f"{URL}/embedding").mock(return_value=httpx.Response(200, json=answer))
+    engine_wire.post("/embedding").respond(200, json=answer)
 
     outcome = await collect("llamacpp", workload="embedding", inputs=("a",))
 

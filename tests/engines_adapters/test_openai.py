@@ -16,8 +16,8 @@ def chunk(text: str, finish_reason: str | None = None) -> dict[str, object]:
     return {"choices": [{"index": 0, "text": text, "finish_reason": finish_reason}], "usage": None}
 
 
-async def test_it_streams_text_deltas_and_ends_at_done_with_the_usage(respx_mock):
-    mock_generation(respx_mock, "openai", Body([generation("openai", ["Hel", "lo", "!"])]))
+async def test_it_streams_text_deltas_and_ends_at_done_with_the_usage(engine_wire):
+    mock_generation(engine_wire, "openai", Body([generation("openai", ["Hel", "lo", "!"])]))
 
     outcome = await collect("openai")
 
@@ -25,8 +25,8 @@ async def test_it_streams_text_deltas_and_ends_at_done_with_the_usage(respx_mock
     assert outcome.events == [Token("Hel"), Token("lo"), Token("!"), Finished("length", tokens_out=3, tokens_in=4)]
 
 
-async def test_it_sends_the_completion_request_of_the_spec(respx_mock):
-    route = mock_generation(respx_mock, "openai", Body([generation("openai", [])]))
+async def test_it_sends_the_completion_request_of_the_spec(engine_wire):
+    route = mock_generation(engine_wire, "openai", Body([generation("openai", [])]))
 
     await collect("openai", prompt="Hi", model_ref="org/model", max_tokens=7, seed=42)
 
@@ -40,16 +40,16 @@ async def test_it_sends_the_completion_request_of_the_spec(respx_mock):
     }
 
 
-async def test_it_lets_a_single_model_server_pick_its_model_when_none_is_named(respx_mock):
-    route = mock_generation(respx_mock, "openai", Body([generation("openai", [])]))
+async def test_it_lets_a_single_model_server_pick_its_model_when_none_is_named(engine_wire):
+    route = mock_generation(engine_wire, "openai", Body([generation("openai", [])]))
 
     await collect("openai", model_ref="")
 
     assert "model" not in json.loads(route.calls.last.request.content)
 
 
-async def test_it_keeps_text_that_arrives_with_the_finish_reason(respx_mock):
-    mock_generation(respx_mock, "openai", Body([sse(chunk("a"), chunk("b", "stop"), "[DONE]")]))
+async def test_it_keeps_text_that_arrives_with_the_finish_reason(engine_wire):
+    mock_generation(engine_wire, "openai", Body([sse(chunk("a"), chunk("b", "stop"), "[DONE]")]))
 
     outcome = await collect("openai")
 
@@ -57,16 +57,16 @@ async def test_it_keeps_text_that_arrives_with_the_finish_reason(respx_mock):
 
 
 @pytest.mark.parametrize(("reason", "expected"), [("stop", "stop"), ("length", "length"), ("tool_calls", "stop")])
-async def test_it_maps_the_finish_reason(respx_mock, reason, expected):
-    mock_generation(respx_mock, "openai", Body([sse(chunk("", reason), "[DONE]")]))
+async def test_it_maps_the_finish_reason(engine_wire, reason, expected):
+    mock_generation(engine_wire, "openai", Body([sse(chunk("", reason), "[DONE]")]))
 
     outcome = await collect("openai")
 
     assert outcome.events == [Finished(expected)]
 
 
-async def test_it_fails_an_aborted_generation(respx_mock):
-    mock_generation(respx_mock, "openai", Body([sse(chunk("a"), chunk("", "abort"), "[DONE]")]))
+async def test_it_fails_an_aborted_generation(engine_wire):
+    mock_generation(engine_wire, "openai", Body([sse(chunk("a"), chunk("", "abort"), "[DONE]")]))
 
     outcome = await collect("openai")
 
@@ -74,17 +74,17 @@ async def test_it_fails_an_aborted_generation(respx_mock):
     assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", False)
 
 
-async def test_it_finishes_a_stream_that_closes_after_the_finish_reason_without_done(respx_mock):
+async def test_it_finishes_a_stream_that_closes_after_the_finish_reason_without_done(engine_wire):
     # Some servers without stream_options support end the body after the last chunk.
-    mock_generation(respx_mock, "openai", Body([sse(chunk("a"), chunk("", "length"))]))
+    mock_generation(engine_wire, "openai", Body([sse(chunk("a"), chunk("", "length"))]))
 
     outcome = await collect("openai")
 
     assert outcome.events == [Token("a"), Finished("length")]
 
 
-async def test_it_fails_on_done_before_any_finish_reason(respx_mock):
-    mock_generation(respx_mock, "openai", Body([sse(chunk("a"), "[DONE]")]))
+async def test_it_fails_on_done_before_any_finish_reason(engine_wire):
+    mock_generation(engine_wire, "openai", Body([sse(chunk("a"), "[DONE]")]))
 
     outcome = await collect("openai")
 
@@ -93,9 +93,9 @@ async def test_it_fails_on_done_before_any_finish_reason(respx_mock):
     assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", False)
 
 
-async def test_it_ignores_chunks_without_choices_before_the_end(respx_mock):
+async def test_it_ignores_chunks_without_choices_before_the_end(engine_wire):
     frames = [{"choices": [], "usage": None}, chunk("x"), *final_frames("openai", ["x"])]
-    mock_generation(respx_mock, "openai", Body([sse(*frames)]))
+    mock_generation(engine_wire, "openai", Body([sse(*frames)]))
 
     outcome = await collect("openai")
 
@@ -103,8 +103,8 @@ async def test_it_ignores_chunks_without_choices_before_the_end(respx_mock):
 
 
 @pytest.mark.parametrize("engine", ["vllm", "openai", "triton"])
-async def test_it_serves_every_openai_compatible_engine(respx_mock, engine):
-    mock_generation(respx_mock, "openai", Body([generation("openai", ["ok"])]))
+async def test_it_serves_every_openai_compatible_engine(engine_wire, engine):
+    mock_generation(engine_wire, "openai", Body([generation("openai", ["ok"])]))
 
     adapter = adapter_for(engine)
     events = [event async for event in adapter.stream(request())]
@@ -113,13 +113,13 @@ async def test_it_serves_every_openai_compatible_engine(respx_mock, engine):
     assert events[0] == Token("ok")
 
 
-async def test_it_embeds_in_index_order_with_the_prompt_tokens(respx_mock):
+async def test_it_embeds_in_index_order_with_the_prompt_tokens(engine_wire):
     answer = {
         "object": "list",
         "data": [{"index": 1, "embedding": [0.0, 1.0]}, {"index": 0, "embedding": [1.0, 0.0]}],
         "usage": {"prompt_tokens": 6, "total_tokens": 6},
     }
-    route = respx_mock.post(f"{URL}/v1/embeddings").mock(return_value=httpx.Response(200, json=answer))
+    route = engine_wire.post("/v1/embeddings").respond(200, json=answer)
 
     outcome = await collect("openai", workload="embedding", inputs=("a", "b"), model_ref="e5")
 
@@ -127,8 +127,8 @@ async def test_it_embeds_in_index_order_with_the_prompt_tokens(respx_mock):
     assert outcome.events == [Vectors(embeddings=[[1.0, 0.0], [0.0, 1.0]], tokens_in=6)]
 
 
-async def test_it_fails_an_embedding_answer_of_the_wrong_shape(respx_mock):
-    respx_mock.post(f"{URL}/v1/embeddings").mock(return_value=httpx.Response(200, json={"data": [{"embedding": "x"}]}))
+async def test_it_fails_an_embedding_answer_of_the_wrong_shape(engine_wire):
+    engine_wire.post("/v1/embeddings").respond(200, json={"data": [{"embedding": "x"}]})
 
     outcome = await collect("openai", workload="embedding", inputs=("a",))
 

@@ -11,9 +11,9 @@ PROTOCOLS = ["llamacpp", "openai", "tgi"]
 TEXTS = [" café", " 日本", " 🙂", " naïve"]
 
 
-async def test_it_joins_a_character_cut_between_two_reads(respx_mock):
+async def test_it_joins_a_character_cut_between_two_reads(engine_wire):
     mock_generation(
-        respx_mock,
+        engine_wire,
         "llamacpp",
         Body([b'data: {"content":"caf\xc3', b'\xa9"}\n\n', b'data: {"content":"","stop":true}\n\n']),
     )
@@ -24,11 +24,11 @@ async def test_it_joins_a_character_cut_between_two_reads(respx_mock):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_it_relays_the_same_tokens_however_the_body_is_cut(respx_mock, protocol):
+async def test_it_relays_the_same_tokens_however_the_body_is_cut(engine_wire, protocol):
     data = generation(protocol, TEXTS)
 
     for cut in range(1, len(data)):
-        mock_generation(respx_mock, protocol, Body([data[:cut], data[cut:]]))
+        mock_generation(engine_wire, protocol, Body([data[:cut], data[cut:]]))
         outcome = await collect(protocol)
 
         assert outcome.error is None, f"cut at byte {cut}: {outcome.error}"
@@ -37,9 +37,9 @@ async def test_it_relays_the_same_tokens_however_the_body_is_cut(respx_mock, pro
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_it_relays_a_body_sent_byte_by_byte(respx_mock, protocol):
+async def test_it_relays_a_body_sent_byte_by_byte(engine_wire, protocol):
     data = generation(protocol, TEXTS)
-    mock_generation(respx_mock, protocol, Body([bytes([b]) for b in data]))
+    mock_generation(engine_wire, protocol, Body([bytes([b]) for b in data]))
 
     outcome = await collect(protocol)
 

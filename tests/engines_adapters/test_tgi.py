@@ -26,9 +26,9 @@ def final(text: str, generated: str, reason: str = "eos_token", **details: objec
     }
 
 
-async def test_it_skips_special_tokens_and_keeps_the_last_token_of_the_final_frame(respx_mock):
+async def test_it_skips_special_tokens_and_keeps_the_last_token_of_the_final_frame(engine_wire):
     frames = [BOS, frame("Hi"), frame("</s>", special=True), final(" there", "Hi there", generated_tokens=2)]
-    mock_generation(respx_mock, "tgi", Body([sse(*frames)]))
+    mock_generation(engine_wire, "tgi", Body([sse(*frames)]))
 
     outcome = await collect("tgi")
 
@@ -36,8 +36,8 @@ async def test_it_skips_special_tokens_and_keeps_the_last_token_of_the_final_fra
     assert outcome.events == [Token("Hi"), Token(" there"), Finished("stop", tokens_out=2)]
 
 
-async def test_it_sends_the_generate_request_of_the_spec(respx_mock):
-    route = mock_generation(respx_mock, "tgi", Body([sse(final("", ""))]))
+async def test_it_sends_the_generate_request_of_the_spec(engine_wire):
+    route = mock_generation(engine_wire, "tgi", Body([sse(final("", ""))]))
 
     await collect("tgi", prompt="Hi", max_tokens=7, seed=42)
 
@@ -48,8 +48,8 @@ async def test_it_sends_the_generate_request_of_the_spec(respx_mock):
 
 
 @pytest.mark.parametrize(("temperature", "sampling"), [(0.7, {"temperature": 0.7, "do_sample": True}), (0.0, {})])
-async def test_it_samples_only_at_a_positive_temperature(respx_mock, temperature, sampling):
-    route = mock_generation(respx_mock, "tgi", Body([sse(final("", ""))]))
+async def test_it_samples_only_at_a_positive_temperature(engine_wire, temperature, sampling):
+    route = mock_generation(engine_wire, "tgi", Body([sse(final("", ""))]))
 
     await collect("tgi", temperature=temperature)
 
@@ -60,16 +60,16 @@ async def test_it_samples_only_at_a_positive_temperature(respx_mock, temperature
 @pytest.mark.parametrize(
     ("reason", "expected"), [("eos_token", "stop"), ("stop_sequence", "stop"), ("length", "length")]
 )
-async def test_it_maps_the_finish_reason(respx_mock, reason, expected):
-    mock_generation(respx_mock, "tgi", Body([sse(final("", "", reason, generated_tokens=3, input_length=9))]))
+async def test_it_maps_the_finish_reason(engine_wire, reason, expected):
+    mock_generation(engine_wire, "tgi", Body([sse(final("", "", reason, generated_tokens=3, input_length=9))]))
 
     outcome = await collect("tgi")
 
     assert outcome.events == [Finished(expected, tokens_out=3, tokens_in=9)]
 
 
-async def test_it_finishes_without_details(respx_mock):
-    mock_generation(respx_mock, "tgi", Body([sse({"token": {"text": "a", "special": False}, "generated_text": "a"})]))
+async def test_it_finishes_without_details(engine_wire):
+    mock_generation(engine_wire, "tgi", Body([sse({"token": {"text": "a", "special": False}, "generated_text": "a"})]))
 
     outcome = await collect("tgi")
 

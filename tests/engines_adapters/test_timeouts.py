@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-import httpx
 import pytest
 
 from tests.engines_adapters.wire import Body, collect, final_frames, generation, mock_generation, sse, token_frame
@@ -15,9 +13,9 @@ PROTOCOLS = ["llamacpp", "openai", "tgi"]
 pytestmark = pytest.mark.parametrize("protocol", PROTOCOLS)
 
 
-async def test_it_times_out_waiting_for_the_first_token(respx_mock, protocol):
+async def test_it_times_out_waiting_for_the_first_token(engine_wire, protocol):
     body = Body([], stall_s=30)
-    mock_generation(respx_mock, protocol, body)
+    mock_generation(engine_wire, protocol, body)
 
     started = time.monotonic()
     outcome = await collect(protocol, first_token_timeout_s=0.2)
@@ -25,15 +23,11 @@ async def test_it_times_out_waiting_for_the_first_token(respx_mock, protocol):
     assert outcome.error is not None
     assert (outcome.error.code, outcome.error.before_first_token) == ("DECODE_TIMEOUT", True)
     assert 0.2 <= time.monotonic() - started < 2
-    assert body.closed
+    assert await body.wait_closed()
 
 
-async def test_it_counts_the_wait_for_response_headers_towards_the_first_token(respx_mock, protocol):
-    async def queued_in_the_engine(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(30)
-        raise AssertionError("not reached")
-
-    mock_generation(respx_mock, protocol, Body([])).mock(side_effect=queued_in_the_engine)
+async def test_it_counts_the_wait_for_response_headers_towards_the_first_token(engine_wire, protocol):
+    mock_generation(engine_wire, protocol, Body([])).hang()  # queued in the engine
 
     outcome = await collect(protocol, first_token_timeout_s=0.2)
 
@@ -41,22 +35,22 @@ async def test_it_counts_the_wait_for_response_headers_towards_the_first_token(r
     assert (outcome.error.code, outcome.error.before_first_token) == ("DECODE_TIMEOUT", True)
 
 
-async def test_it_times_out_when_tokens_stop_coming(respx_mock, protocol):
+async def test_it_times_out_when_tokens_stop_coming(engine_wire, protocol):
     body = Body([generation(protocol, ["a", "b"], final=False)], stall_s=30)
-    mock_generation(respx_mock, protocol, body)
+    mock_generation(engine_wire, protocol, body)
 
     outcome = await collect(protocol, idle_timeout_s=0.2)
 
     assert outcome.tokens == ["a", "b"]
     assert outcome.error is not None
     assert (outcome.error.code, outcome.error.before_first_token) == ("DECODE_TIMEOUT", False)
-    assert body.closed
+    assert await body.wait_closed()
 
 
-async def test_it_does_not_count_keep_alive_comments_as_progress(respx_mock, protocol):
+async def test_it_does_not_count_keep_alive_comments_as_progress(engine_wire, protocol):
     pings: list[bytes | float] = [b": ping\n\n", 0.05] * 20
     body = Body([sse(token_frame(protocol, "a")), *pings])
-    mock_generation(respx_mock, protocol, body)
+    mock_generation(engine_wire, protocol, body)
 
     started = time.monotonic()
     outcome = await collect(protocol, idle_timeout_s=0.2)
@@ -66,13 +60,13 @@ async def test_it_does_not_count_keep_alive_comments_as_progress(respx_mock, pro
     assert time.monotonic() - started < 3  # ends on the idle timeout, not by waiting for the stream
 
 
-async def test_it_allows_a_long_generation_whose_tokens_come_in_time(respx_mock, protocol):
+async def test_it_allows_a_long_generation_whose_tokens_come_in_time(engine_wire, protocol):
     # 10 tokens 0.05 s apart take 0.5 s in all, well over the idle timeout of 0.2 s.
     texts = [f" t{i}" for i in range(10)]
     chunks: list[bytes | float] = []
     for text in texts:
         chunks += [0.05, sse(token_frame(protocol, text))]
-    mock_generation(respx_mock, protocol, Body([*chunks, sse(*final_frames(protocol, texts))]))
+    mock_generation(engine_wire, protocol, Body([*chunks, sse(*final_frames(protocol, texts))]))
 
     outcome = await collect(protocol, first_token_timeout_s=0.2, idle_timeout_s=0.2)
 

@@ -1,15 +1,25 @@
-"""Engine answers as bytes, a mocked response body that can stall or break, and a stream collector."""
+"""Engine answers as bytes, a local engine server that plays them, and a stream collector.
+
+Generations and embeddings go through aiohttp (orchestrator.engines.http), which
+respx does not mock, so they are served by `WireEngine`: a real aiohttp server on
+loopback, in the test's event loop, that answers each route with a `Body` —
+chunks written one by one (a short pause apart, so each arrives as its own
+read), then optionally a stall or a cut connection. Its routes record what was
+sent, in the shape of respx's (`route.called`, `route.calls.last.request.content`),
+so tests read the same. Probes (health, version) still use httpx and respx, at `URL`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-import respx
+from aiohttp import web
 
 from orchestrator.engines import adapter_for
 from orchestrator.engines.base import EngineError, EngineEvent, EngineRequest, Finished, Token
@@ -19,6 +29,10 @@ URL = "http://engine.test:8080"
 # The engine name each protocol is reached under in these tests.
 ENGINES = {"llamacpp": "llamacpp", "openai": "vllm", "tgi": "tgi"}
 GENERATE_PATHS = {"llamacpp": "/completion", "openai": "/v1/completions", "tgi": "/generate_stream"}
+
+# Between two chunks of a body: long enough for the client to read the first on
+# its own (both ends share the test's event loop), so cut lines stay cut.
+CHUNK_PAUSE_S = 0.001
 
 
 def sse(*payloads: Any) -> bytes:
@@ -58,41 +72,158 @@ def generation(protocol: str, texts: Sequence[str], *, final: bool = True) -> by
 
 
 @dataclass
-class Body(httpx.AsyncByteStream):
-    """A response body sent as `chunks`, then optionally a pause (`stall_s`) or an error (`fail`).
+class Body:
+    """A response body sent as `chunks`, then optionally a pause (`stall_s`) or a cut connection (`fail`).
 
-    A float among the chunks is a pause of that many seconds.
+    A float among the chunks is a pause of that many seconds. `closed` turns true
+    when the client goes away before the body is over.
     """
 
     chunks: Sequence[bytes | float]
     stall_s: float = 0.0
-    fail: Exception | None = None
-    closed: bool = field(default=False, init=False)
+    fail: bool = False
+    _closed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            if isinstance(chunk, float):
-                await asyncio.sleep(chunk)
-            else:
-                yield chunk
-        if self.stall_s:
-            await asyncio.sleep(self.stall_s)
-        if self.fail is not None:
-            raise self.fail
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
-    async def aclose(self) -> None:
-        self.closed = True
+    async def wait_closed(self, timeout_s: float = 2.0) -> bool:
+        """Whether the client closed the connection within `timeout_s` (the server sees it a moment later)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._closed.wait()
+        return self.closed
 
 
-def mock_generation(mock: respx.MockRouter, protocol: str, body: Body, status: int = 200) -> respx.Route:
-    headers = {"content-type": "text/event-stream"}
-    return mock.post(URL + GENERATE_PATHS[protocol]).mock(
-        return_value=httpx.Response(status, headers=headers, stream=body)
-    )
+@dataclass
+class Sent:
+    content: bytes
+
+
+@dataclass
+class Call:
+    request: Sent
+
+
+class Calls(list[Call]):
+    @property
+    def last(self) -> Call:
+        return self[-1]
+
+
+@dataclass
+class Route:
+    """One method and path of the engine: what it answers, and what it was sent."""
+
+    body: Body = field(default_factory=lambda: Body([]))
+    status: int = 200
+    content_type: str = "text/event-stream"
+    hanging: bool = False
+    resetting: bool = False
+    calls: Calls = field(default_factory=Calls)
+    _received: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def called(self) -> bool:
+        return bool(self.calls)
+
+    async def wait_called(self) -> None:
+        await self._received.wait()
+
+    def respond(self, status: int = 200, *, json: Any = None, body: Body | None = None) -> Route:
+        self.status = status
+        if json is not None:
+            self.body, self.content_type = Body([_dumps(json)]), "application/json"
+        elif body is not None:
+            self.body = body
+        return self
+
+    def hang(self) -> Route:
+        """Never answer: the request waits for response headers that do not come."""
+        self.hanging = True
+        return self
+
+    def reset(self) -> Route:
+        """Drop the connection once the request is in, before any answer."""
+        self.resetting = True
+        return self
+
+
+class WireEngine:
+    """A local HTTP server standing in for an engine; routes are set per test."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], Route] = {}
+        self.url = ""
+
+    def post(self, path: str) -> Route:
+        return self.routes.setdefault(("POST", path), Route())
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        route = self.routes.get((request.method, request.path))
+        if route is None:
+            return web.Response(status=404, text=f"no route {request.method} {request.path}")
+        route.calls.append(Call(Sent(await request.read())))
+        route._received.set()
+        body = route.body
+        if route.resetting and request.transport is not None:
+            request.transport.abort()
+            return web.Response()
+        try:
+            if route.hanging:
+                await asyncio.sleep(3600)
+            response = web.StreamResponse(status=route.status, headers={"Content-Type": route.content_type})
+            await response.prepare(request)
+            for chunk in body.chunks:
+                if isinstance(chunk, float):
+                    await asyncio.sleep(chunk)
+                else:
+                    await response.write(chunk)
+                    await asyncio.sleep(CHUNK_PAUSE_S)
+            if body.stall_s:
+                await asyncio.sleep(body.stall_s)
+            if body.fail and request.transport is not None:
+                request.transport.abort()  # the connection drops mid-body
+                return response
+            await response.write_eof()
+        except (asyncio.CancelledError, ConnectionError):
+            body._closed.set()
+            raise
+        return response
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[WireEngine]:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        # handler_cancellation: a client that goes away cancels the handler, which marks its body closed.
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+# The engine of the running test, which `request()` points at by default.
+_current: list[WireEngine] = []
+
+
+def mock_generation(engine: WireEngine, protocol: str, body: Body, status: int = 200) -> Route:
+    return engine.post(GENERATE_PATHS[protocol]).respond(status, body=body)
 
 
 def request(workload: str = "completion", **fields: Any) -> EngineRequest:
-    defaults: dict[str, Any] = {"task_id": "task-1", "engine_url": URL, "model_ref": "m", "max_tokens": 8}
+    url = _current[-1].url if _current else URL
+    defaults: dict[str, Any] = {"task_id": "task-1", "engine_url": url, "model_ref": "m", "max_tokens": 8}
     return EngineRequest(workload=workload, **{**defaults, **fields})
 
 
