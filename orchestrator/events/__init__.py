@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from .base import EventLog
+from .base import EventLog, LogStats
 from .memory import InProcessEventLog
 from .redis import RedisEventLog
 
@@ -36,3 +38,41 @@ def reset_event_log_for_tests() -> None:
     with _lock:
         _in_process = None
         _on_redis.clear()
+
+
+class SyncEventLog:
+    """The event log for sync code (views, Celery jobs, the dispatcher's DB thread).
+
+    The in-process log is called directly: its operations never wait, and
+    async_to_sync would cost a round trip through the event loop, which a
+    busy loop makes slow. Redis is asynchronous, so it goes through async_to_sync.
+    """
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self._local = log if isinstance(log, InProcessEventLog) else None
+
+    def append(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        if self._local is not None:
+            return self._local.append_now(task_id, event, data)
+        return async_to_sync(self.log.append)(task_id, event, data)
+
+    def terminate(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        if self._local is not None:
+            return self._local.terminate_now(task_id, event, data)
+        return async_to_sync(self.log.terminate)(task_id, event, data)
+
+    def stats(self, task_id: str) -> LogStats:
+        if self._local is not None:
+            return self._local.stats_now(task_id)
+        return async_to_sync(self.log.stats)(task_id)
+
+    def expire(self, task_id: str, ttl_s: int) -> None:
+        if self._local is not None:
+            self._local.expire_now(task_id, ttl_s)
+        else:
+            async_to_sync(self.log.expire)(task_id, ttl_s)
+
+
+def get_sync_event_log() -> SyncEventLog:
+    return SyncEventLog(get_event_log())

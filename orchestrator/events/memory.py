@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import TERMINAL_EVENTS, UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats
+from .base import TERMINAL_EVENTS, UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats, encode_data
 
 # Often enough that expired logs don't pile up between sweeps, rarely enough
 # that a scan of every log costs nothing next to the appends.
@@ -73,14 +72,34 @@ class InProcessEventLog:
         self._next_prune = clock() + PRUNE_INTERVAL_S
 
     async def append(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        return self.append_now(task_id, event, data)
+
+    async def terminate(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        return self.terminate_now(task_id, event, data)
+
+    # The same operations for sync code (any thread): nothing here waits, so
+    # there is no need for the round trip to an event loop that async_to_sync makes.
+
+    def append_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
         if event in TERMINAL_EVENTS:
             raise ValueError(f"{event!r} is a terminal event: write it with terminate()")
         return self._add(task_id, event, data)
 
-    async def terminate(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+    def terminate_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
         if event not in TERMINAL_EVENTS:
             raise ValueError(f"{event!r} is not a terminal event")
         return self._add(task_id, event, data)
+
+    def stats_now(self, task_id: str) -> LogStats:
+        with self._lock:
+            log = self._live(task_id)
+            return log.stats() if log else _EMPTY
+
+    def expire_now(self, task_id: str, ttl_s: int) -> None:
+        with self._lock:
+            log = self._live(task_id)
+            if log is not None:
+                log.expires_at = self._clock() + ttl_s
 
     async def read(self, task_id: str, after: int, timeout_s: float) -> list[Frame]:
         loop = asyncio.get_running_loop()
@@ -103,9 +122,7 @@ class InProcessEventLog:
                 self._forget_waiter(task_id, waiter)
 
     async def stats(self, task_id: str) -> LogStats:
-        with self._lock:
-            log = self._live(task_id)
-            return log.stats() if log else _EMPTY
+        return self.stats_now(task_id)
 
     async def attach(self, task_id: str) -> None:
         with self._lock:
@@ -118,10 +135,7 @@ class InProcessEventLog:
             log.last_detach_ms = now_ms
 
     async def expire(self, task_id: str, ttl_s: int) -> None:
-        with self._lock:
-            log = self._live(task_id)
-            if log is not None:
-                log.expires_at = self._clock() + ttl_s
+        self.expire_now(task_id, ttl_s)
 
     async def exists(self, task_id: str) -> bool:
         with self._lock:
@@ -137,15 +151,15 @@ class InProcessEventLog:
             return self._prune_locked(self._clock())
 
     def _add(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        # A JSON round trip stores what Redis would give back: non-JSON data fails
-        # here, not in a reader, and the caller's later changes to `data` don't show.
-        stored = json.loads(json.dumps(data))
+        # Stored as JSON text, as Redis would keep it: non-JSON data fails here, not in
+        # a reader; the caller's later changes to `data` don't show; readers send it as is.
+        text = encode_data(data)
         now_ms = time.time_ns() // 1_000_000
         with self._lock:
             log = self._log_for_write(task_id)
             if log.terminated:
                 return None
-            frame = Frame(len(log.frames), event, stored)
+            frame = Frame.encoded(len(log.frames), event, text)
             log.frames.append(frame)
             log.expires_at = self._clock() + self._max_age_s
             log.terminated = frame.terminal
@@ -154,7 +168,7 @@ class InProcessEventLog:
                 if log.first_token_ms is None:
                     log.first_token_ms = now_ms
             waiters = self._waiters.pop(task_id, set())
-        current = asyncio.get_running_loop()
+        current = _running_loop()
         for waiter in waiters:
             _wake(waiter, current)
         return frame.seq
@@ -192,7 +206,15 @@ class InProcessEventLog:
                     del self._waiters[task_id]
 
 
-def _wake(waiter: asyncio.Future[None], current: asyncio.AbstractEventLoop) -> None:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of this thread, or None in sync code."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _wake(waiter: asyncio.Future[None], current: asyncio.AbstractEventLoop | None) -> None:
     """Resolve a reader's future from whichever loop and thread the appender runs in."""
     loop = waiter.get_loop()
     if loop is current:

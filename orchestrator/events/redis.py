@@ -16,7 +16,6 @@ appenders in all processes, which is what makes cancel race-free.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 import time
@@ -30,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT, KeyT, StreamIdT
 
-from .base import TERMINAL_EVENTS, UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats
+from .base import TERMINAL_EVENTS, UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats, encode_data
 
 # KEYS: stream, meta. ARGV: event, JSON data, "1" when terminal, now (epoch ms), max age (ms).
 # Returns the frame's seq, or -1 when the log is already terminated.
@@ -196,7 +195,7 @@ class RedisEventLog:
 
 
 def _dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return encode_data(data)
 
 
 def _frames(reply: Any) -> list[Frame]:
@@ -204,7 +203,7 @@ def _frames(reply: Any) -> list[Frame]:
     if not reply:
         return []
     ((_key, entries),) = reply
-    return [Frame(_seq(entry_id), fields["e"], json.loads(fields["d"])) for entry_id, fields in entries]
+    return [Frame.encoded(_seq(entry_id), fields["e"], fields["d"]) for entry_id, fields in entries]
 
 
 def _seq(entry_id: str) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from .base import Frame
 
 # A comment line: ignored by SSE clients, it keeps proxies from closing an idle stream.
@@ -16,7 +14,7 @@ _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 
 def format_frame(frame: Frame) -> bytes:
     """`id`, `event` and `data` (compact JSON on one line), then a blank line."""
-    data = json.dumps(frame.data, separators=(",", ":"), ensure_ascii=False)
+    data = frame.text
     for char, escaped in _LINE_BREAKS.items():
         if char in data:
             data = data.replace(char, escaped)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -24,11 +26,14 @@ from orchestrator.api.errors import ApiError, conflict, invalid_params
 from orchestrator.auth.models import ApiToken
 from orchestrator.auth.services import Principal
 from orchestrator.budgets import ledger, ratelimit
+from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import TurnLimitReached, open_session_turn
-from orchestrator.tasks import lifecycle, notify
+from orchestrator.tasks import claims, lifecycle, notify
+from orchestrator.tasks.dispatcher import Dispatcher, local_dispatcher
 from orchestrator.tasks.models import PRIORITY_RANK, Task, TaskState
 from orchestrator.tasks.queue import Prediction, placement_request, pool_views, predict_start, queued_ahead
 from orchestrator.tasks.requests import TaskRequest
+from pools.models import Pool
 from pools.placement import Outcome, PoolView, eligible_pools, place
 
 logger = logging.getLogger("orchestrator.admission")
@@ -38,6 +43,8 @@ logger = logging.getLogger("orchestrator.admission")
 CAPACITY_LOCK_KEY = 0x6F726368  # "orch"
 # Above this share of capacity in use, answers carry a non-zero backoff_ms.
 SATURATION = 0.8
+# What an idempotent retry reads back.
+REPLAY_FIELDS = ("id", "request_digest", "admission_answer", "session_id", "token_id")
 
 
 @dataclass
@@ -70,9 +77,11 @@ def admit_task(request: TaskRequest, principal: Principal, now: datetime) -> Adm
 
 
 def _idempotent_replay(request: TaskRequest) -> Admission | None:
-    task = Task.objects.filter(id=request.task_id).first()
-    if task is None:
+    # Only what a replay needs, and no ORDER BY (`first()` would add one): this runs for every admission.
+    found = list(Task.objects.filter(id=request.task_id).only(*REPLAY_FIELDS)[:1])
+    if not found:
         return None
+    task = found[0]
     if task.request_digest != request.digest():
         raise conflict(f"Task '{request.task_id}' exists with a different body.")
     headers = ledger.remaining_for(task.session_id, task.token_id).headers()
@@ -80,29 +89,50 @@ def _idempotent_replay(request: TaskRequest) -> Admission | None:
 
 
 def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admission:
-    pools = pool_views()
+    rows = claims.pool_rows()
+    pools = pool_views(list(rows.values()))
     _check_limits(request, pools)
-    _check_catalog(request)
+    price = _check_catalog(request)
     serving = _check_pools(request, pools)
     with transaction.atomic():
         _lock_capacity()
-        session_started_at = _open_turn(request, now)
-        grant = _reserve_budget(request, principal)
+        session = _open_turn(request, now)
+        grant = _reserve_budget(request, principal, price)
         rate = _count_rate(request, principal, now)
         try:
-            position = queued_ahead(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
+            queued = Task.objects.queued().count()
+            position = (
+                queued_ahead(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now) if queued else 0
+            )
             prediction = predict_start(position, request.model_ref, serving)
             _check_deadline(request, prediction)
-            victim = _make_room(request, prediction)
-            task = _persist(request, principal, now, position, prediction, serving, grant, session_started_at)
+            victim = _make_room(request, prediction, queued)
+            load = (queued - (victim is not None)) / settings.ORCHD_ADMISSION_CAPACITY
+            task = _new_task(request, principal, now, position, prediction, serving, grant, load, session.created_at)
+            # Nothing else waits: dispatch it now, in this transaction, rather than wake a dispatcher.
+            dispatcher, pool_id = _lease_now(task, now, rows, session) if not queued else (None, None)
+            task.save(force_insert=True)
+            claim = claims.claim_of_new_task(task, rows[pool_id], _budget_left(grant), price) if pool_id else None
         except Exception:
             if rate is not None and principal.token_id is not None:
                 ratelimit.undo(principal.token_id, rate)
             raise
-    transaction.on_commit(lambda: lifecycle.announce_admitted(task, position, prediction, serving))
-    if victim is not None:
-        transaction.on_commit(lambda: lifecycle.announce_dropped(victim, prediction))
-    notify.wake_dispatchers_on_commit()
+    versions = {pool_id: pool.engine_version for pool_id, pool in rows.items()}
+
+    def after_commit() -> None:
+        # Each step whatever befell the one before: the task is persisted and must run (its
+        # runner writes `started` if the announcement is missing), or a task leased here
+        # would stay dispatched, with no runner, for ever.
+        _announce(lifecycle.announce_admitted, task, position, prediction, serving, versions)
+        if victim is not None:
+            _announce(lifecycle.announce_dropped, victim, prediction)
+        # After the announcement, so that `started` stays frame 0.
+        if dispatcher is not None and claim is not None:
+            dispatcher.start_threadsafe(claim)
+        else:
+            notify.wake_dispatchers()
+
+    transaction.on_commit(after_commit)
     metrics.tasks_enqueued_total.labels(
         engine=request.engine,
         engine_version="",
@@ -123,11 +153,37 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
     return Admission(task=task, body=task.admission_answer, headers=grant.remaining.headers())
 
 
-def _reserve_budget(request: TaskRequest, principal: Principal) -> ledger.Grant:
+def _announce(announcement: Callable[..., None], task: Task, *args: Any) -> None:
     try:
-        return ledger.reserve(
-            request.session_id, principal.token_id, request.max_tokens, ledger.price_per_token(request.model_ref)
-        )
+        announcement(task, *args)
+    except Exception:
+        logger.exception("task.announce_failed", extra={"task_id": task.id})
+
+
+def _lease_now(
+    task: Task, now: datetime, rows: dict[str, Pool], session: Session
+) -> tuple[Dispatcher | None, str | None]:
+    """Lease a slot for the new task on behalf of this process's dispatcher, if one runs here."""
+    dispatcher = local_dispatcher()
+    if dispatcher is None:
+        return None, None
+    offset = dispatcher.next_round_robin()
+    return dispatcher, claims.lease_for_new_task(task, dispatcher.owner, now, rows, session.last_pool_id, offset)
+
+
+def _budget_left(grant: ledger.Grant) -> ledger.Remaining:
+    """What a dispatcher pass would compute: the budgets with this task's reservation still unspent."""
+    left = grant.remaining
+    return ledger.Remaining(
+        tokens=None if left.tokens is None else left.tokens + grant.reserved_tokens,
+        time_ms=left.time_ms,
+        cost=None if left.cost is None else left.cost + grant.reserved_cost,
+    )
+
+
+def _reserve_budget(request: TaskRequest, principal: Principal, price: Decimal) -> ledger.Grant:
+    try:
+        return ledger.reserve(request.session_id, principal.token_id, request.max_tokens, price)
     except ledger.BudgetExceeded as exc:
         raise ApiError(429, "BUDGET_EXCEEDED", exc.message, policy_label=exc.policy_label) from exc
 
@@ -163,15 +219,17 @@ def _check_limits(request: TaskRequest, pools: list[PoolView]) -> None:
         raise invalid_params(f"max_tokens exceeds {limit}.", {"max_tokens": [f"at most {limit}"]})
 
 
-def _check_catalog(request: TaskRequest) -> None:
+def _check_catalog(request: TaskRequest) -> Decimal:
+    """Refuse a retired or untrusted model; the price per token (as `ledger.price_per_token`)."""
     model = CatalogModel.objects.filter(id=request.model_ref).first()
     if model is None:
-        return  # served but not catalogued: nothing to enforce
+        return Decimal(0)  # served but not catalogued: nothing to enforce
     if model.state == "Retired":
         raise ApiError(409, "MODEL_DEPRECATED", f"Model '{request.model_ref}' is retired.")
     decision = check_trust(model)
     if not decision.allowed:
         raise ApiError(400, "UNTRUSTED_ARTIFACT", decision.message, details={"reason": decision.reason})
+    return (model.cost_per_1k_tokens or Decimal(0)) / 1000
 
 
 def _check_pools(request: TaskRequest, pools: list[PoolView]) -> list[PoolView]:
@@ -215,10 +273,10 @@ def _lock_capacity() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CAPACITY_LOCK_KEY])
 
 
-def _open_turn(request: TaskRequest, now: datetime) -> datetime:
-    """Open the session's turn; returns when that session row started (it identifies the row)."""
+def _open_turn(request: TaskRequest, now: datetime) -> Session:
+    """Open the session's turn; the session row (its `created_at` identifies the row)."""
     try:
-        return open_session_turn(request.session_id, now, max_turns=settings.ORCHD_SESSION_MAX_TURNS or None).created_at
+        return open_session_turn(request.session_id, now, max_turns=settings.ORCHD_SESSION_MAX_TURNS or None)
     except TurnLimitReached as exc:
         raise ApiError(
             429,
@@ -239,9 +297,8 @@ def _check_deadline(request: TaskRequest, prediction: Prediction) -> None:
         )
 
 
-def _make_room(request: TaskRequest, prediction: Prediction) -> Task | None:
-    """Check capacity; under drop-lru, drop the victim and return it."""
-    queued = Task.objects.queued().count()
+def _make_room(request: TaskRequest, prediction: Prediction, queued: int) -> Task | None:
+    """Check capacity (`queued` tasks wait now); under drop-lru, drop the victim and return it."""
     if queued < settings.ORCHD_ADMISSION_CAPACITY:
         return None
     policy = settings.ORCHD_ADMISSION_POLICY
@@ -278,7 +335,7 @@ def _drop_victim(rank: int) -> Task | None:
     return None
 
 
-def _persist(
+def _new_task(
     request: TaskRequest,
     principal: Principal,
     now: datetime,
@@ -286,6 +343,7 @@ def _persist(
     prediction: Prediction,
     serving: list[PoolView],
     grant: ledger.Grant,
+    load: float,
     session_started_at: datetime,
 ) -> Task:
     task = Task(
@@ -312,25 +370,24 @@ def _persist(
         state=TaskState.QUEUED,
         created_at=now,
     )
-    task.admission_answer = _answer(task, position, prediction, serving)
-    task.save(force_insert=True)
+    task.admission_answer = _answer(task, position, prediction, serving, load)
     return task
 
 
-def _answer(task: Task, position: int, prediction: Prediction, serving: list[PoolView]) -> dict[str, Any]:
+def _answer(task: Task, position: int, prediction: Prediction, serving: list[PoolView], load: float) -> dict[str, Any]:
     return {
         "task_id": task.id,
         "queue_position": position,
         "predicted_start_ms": prediction.start_ms,
-        "backoff_ms": _backoff_ms(prediction, serving),
+        "backoff_ms": _backoff_ms(prediction, serving, load),
         "streams": {"sse": f"/v2/tasks/{task.id}/events", "sse_verbose": f"/v2/tasks/{task.id}/events?verbose=true"},
         # Admission requires a ready pool serving the model, so nothing needs preparing.
         "preparation": {"steps": []},
     }
 
 
-def _backoff_ms(prediction: Prediction, serving: list[PoolView]) -> int:
-    load = Task.objects.queued().count() / settings.ORCHD_ADMISSION_CAPACITY
+def _backoff_ms(prediction: Prediction, serving: list[PoolView], load: float) -> int:
+    """Non-zero once `load` (queued tasks over capacity) passes SATURATION."""
     if load < SATURATION:
         return 0
     slots = max(1, sum(pool.slots_total for pool in serving))

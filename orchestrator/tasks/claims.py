@@ -63,20 +63,80 @@ class Claim:
 
 
 def claim_tasks(owner: str, now: datetime, round_robin_offset: int = 0) -> list[Claim]:
+    # Most passes find nothing to do: look before taking SQLite's write lock (BEGIN IMMEDIATE).
+    if not Task.objects.queued().exists():
+        return []
     with transaction.atomic():
-        snapshot = {pool.pool_id: pool for pool in pool_views()}
+        rows = pool_rows()
+        snapshot = {pool.pool_id: pool for pool in pool_views(list(rows.values()))}
         if not any(pool.free_slots for pool in snapshot.values()):
             return []
         queued = list(Task.objects.queued().in_dispatch_order()[:SCAN_LIMIT])
         affinity = _session_pools({task.session_id for task in queued})
         claims = []
         for offset, task in enumerate(queued, start=round_robin_offset):
-            claim = _claim_one(task, owner, now, snapshot, affinity.get(task.session_id), offset)
+            claim = _claim_one(task, owner, now, snapshot, rows, affinity.get(task.session_id), offset)
             if claim is not None:
                 claims.append(claim)
             if not any(pool.free_slots for pool in snapshot.values()):
                 break
         return claims
+
+
+def lease_for_new_task(
+    task: Task, owner: str, now: datetime, rows: dict[str, Pool], session_pool: str | None, offset: int
+) -> str | None:
+    """Admission's fast path: place a task not yet inserted and lease its slot; the pool's id, or None.
+
+    Admission calls this only when no other task is queued, so dispatch order
+    is kept, and in its own transaction: the task row is then inserted already
+    dispatched (no other dispatcher could have seen it queued), which spares
+    the claim's compare-and-swap. The lease is the same compare-and-swap as a
+    dispatcher pass's.
+    """
+    snapshot = {pool.pool_id: pool for pool in pool_views(list(rows.values()))}
+    pool_id = _place_and_lease(task, snapshot, session_pool, offset)
+    if pool_id is None:
+        return None
+    task.state, task.pool_id, task.node_id = TaskState.DISPATCHED, pool_id, rows[pool_id].node_id
+    task.owner, task.dispatched_at, task.attempts = owner, now, 1
+    return pool_id
+
+
+def claim_of_new_task(task: Task, pool: Pool, budget_left: Remaining, price: Decimal) -> Claim:
+    """The claim of a task `lease_for_new_task` placed, once inserted.
+
+    What a dispatcher pass would read back (the budgets left, the price),
+    admission has just computed, and passes in.
+    """
+    record_session_placement(task.session_id, pool.id)
+    return _claim(task, pool, budget_left, price, attempts=task.attempts)
+
+
+# What placement (tasks.queue.pool_views) and a claim read of a pool: not its JSON
+# reports, reload and purge state, which cost more to load than all the rest.
+POOL_FIELDS = (
+    "id",
+    "node_id",
+    "node__status",
+    "engine",
+    "engine_url",
+    "engine_version",
+    "model_refs",
+    "slots_total",
+    "active_leases",
+    "ready",
+    "draining",
+    "desired_draining",
+    "ctx_max",
+    "device_mask",
+    "vram_free_bytes",
+)
+
+
+def pool_rows() -> dict[str, Pool]:
+    """Every pool with its node, by id: what placement and the claims read."""
+    return {pool.id: pool for pool in Pool.objects.select_related("node").only(*POOL_FIELDS)}
 
 
 def _session_pools(session_ids: set[str]) -> dict[str, str]:
@@ -85,8 +145,53 @@ def _session_pools(session_ids: set[str]) -> dict[str, str]:
 
 
 def _claim_one(
-    task: Task, owner: str, now: datetime, snapshot: dict[str, PoolView], session_pool: str | None, offset: int
+    task: Task,
+    owner: str,
+    now: datetime,
+    snapshot: dict[str, PoolView],
+    rows: dict[str, Pool],
+    session_pool: str | None,
+    offset: int,
 ) -> Claim | None:
+    pool_id = _lease(task, owner, now, snapshot, session_pool, offset)
+    if pool_id is None:
+        return None
+    # The session moves here: its KV cache elsewhere no longer counts (warm again at first token).
+    record_session_placement(task.session_id, pool_id)
+    left = ledger.remaining_for(task.session_id, task.token_id)
+    budget_left = Remaining(
+        tokens=None if left.tokens is None else left.tokens + task.reserved_tokens,
+        time_ms=left.time_ms,
+        cost=None if left.cost is None else left.cost + task.reserved_cost,
+    )
+    price = ledger.price_per_token(task.model_ref) if budget_left.cost is not None else Decimal(0)
+    return _claim(task, rows[pool_id], budget_left, price)
+
+
+def _lease(
+    task: Task, owner: str, now: datetime, snapshot: dict[str, PoolView], session_pool: str | None, offset: int
+) -> str | None:
+    """Place the task, lease a slot and claim the row; the pool's id, or None (nothing changed)."""
+    pool_id = _place_and_lease(task, snapshot, session_pool, offset)
+    if pool_id is None:
+        return None
+    claimed = Task.objects.filter(id=task.id, state=TaskState.QUEUED).update(
+        state=TaskState.DISPATCHED,
+        pool_id=pool_id,
+        node_id=snapshot[pool_id].node_id,
+        owner=owner,
+        dispatched_at=now,
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        Pool.objects.filter(id=pool_id, active_leases__gt=0).update(active_leases=F("active_leases") - 1)
+        snapshot[pool_id] = replace(snapshot[pool_id], active_leases=snapshot[pool_id].active_leases - 1)
+        return None
+    return pool_id
+
+
+def _place_and_lease(task: Task, snapshot: dict[str, PoolView], session_pool: str | None, offset: int) -> str | None:
+    """Ask placement for a pool and take one of its slots; the pool's id, or None."""
     request = placement_request(
         task.model_ref,
         task.engine,
@@ -108,31 +213,15 @@ def _claim_one(
     if not leased:
         snapshot[pool_id] = replace(snapshot[pool_id], active_leases=snapshot[pool_id].slots_total)
         return None
-    claimed = Task.objects.filter(id=task.id, state=TaskState.QUEUED).update(
-        state=TaskState.DISPATCHED,
-        pool_id=pool_id,
-        node_id=snapshot[pool_id].node_id,
-        owner=owner,
-        dispatched_at=now,
-        attempts=F("attempts") + 1,
-    )
-    if not claimed:
-        Pool.objects.filter(id=pool_id, active_leases__gt=0).update(active_leases=F("active_leases") - 1)
-        return None
     snapshot[pool_id] = replace(snapshot[pool_id], active_leases=snapshot[pool_id].active_leases + 1)
     metrics.placement_decisions_total.labels(
         outcome="placed", pinned=str(decision.pinned).lower(), fallback=str(decision.fallback).lower()
     ).inc()
     logger.info("placement.decision", extra={"task_id": task.id, "pool_id": pool_id, **decision.log_fields()})
-    pool = Pool.objects.only("engine_url", "engine_version").get(id=pool_id)
-    # The session moves here: its KV cache elsewhere no longer counts (warm again at first token).
-    record_session_placement(task.session_id, pool_id)
-    left = ledger.remaining_for(task.session_id, task.token_id)
-    budget_left = Remaining(
-        tokens=None if left.tokens is None else left.tokens + task.reserved_tokens,
-        time_ms=left.time_ms,
-        cost=None if left.cost is None else left.cost + task.reserved_cost,
-    )
+    return pool_id
+
+
+def _claim(task: Task, pool: Pool, budget_left: Remaining, price: Decimal, *, attempts: int | None = None) -> Claim:
     return Claim(
         task_id=task.id,
         session_id=task.session_id,
@@ -140,17 +229,18 @@ def _claim_one(
         model_ref=task.model_ref,
         engine=task.engine,
         priority=task.priority,
-        pool_id=pool_id,
-        node_id=snapshot[pool_id].node_id,
+        pool_id=pool.id,
+        node_id=pool.node_id,
         engine_url=pool.engine_url,
         engine_version=pool.engine_version,
         prompt=task.prompt,
         inputs=tuple(task.inputs or ()),
         max_tokens=task.max_tokens,
         seed=(task.options or {}).get("seed"),
-        attempts=task.attempts + 1,
+        # A claimed row's `attempts` went up in the database, not on this object.
+        attempts=task.attempts + 1 if attempts is None else attempts,
         created_at=task.created_at,
         budget_clamped=bool(task.max_tokens_requested and task.max_tokens < task.max_tokens_requested),
         budget_left=budget_left,
-        price_per_token=ledger.price_per_token(task.model_ref) if budget_left.cost is not None else Decimal(0),
+        price_per_token=price,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -35,9 +36,11 @@ HEARTBEAT_INTERVAL_S = 5.0
 
 
 class Dispatcher:
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         # At most 40 + 1 + 7 + 1 + 8 characters: fits Task.owner (64) for any host name.
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.loop = loop
+        self._context = contextvars.copy_context()
         self.runners: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self.wake = asyncio.Event()
         self.stopping = False
@@ -48,6 +51,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
         notify.register_local(loop, self.on_message)
         listener = asyncio.create_task(self._listen())
         logger.info("dispatcher.started", extra={"owner": self.owner})
@@ -116,6 +120,19 @@ class Dispatcher:
         for claim in claims:
             self._start(claim)
 
+    def start_threadsafe(self, claim: Claim) -> None:
+        """Run a claim made elsewhere (admission's fast path, on the DB thread) on this loop.
+
+        In the dispatcher's own context, not the caller's: a request thread's context
+        holds asgiref's executor for that request, gone once the request ends.
+        """
+        assert self.loop is not None  # noqa: S101 - only running dispatchers are handed claims
+        self.loop.call_soon_threadsafe(self._start, claim, context=self._context)
+
+    def next_round_robin(self) -> int:
+        offset, self.round_robin = self.round_robin, self.round_robin + 1
+        return offset
+
     def _start(self, claim: Claim) -> None:
         runner = Runner(claim)
         task = asyncio.create_task(run_claim(claim, runner), name=f"task-{claim.task_id}")
@@ -156,7 +173,7 @@ def ensure_started() -> Dispatcher:
     loop = asyncio.get_running_loop()
     dispatcher = _dispatchers.get(id(loop))
     if dispatcher is None:
-        dispatcher = Dispatcher()
+        dispatcher = Dispatcher(loop)
         _dispatchers[id(loop)] = dispatcher
         task = loop.create_task(dispatcher.run(), name="orchd-dispatcher")
         dispatcher._background.add(task)
@@ -168,3 +185,12 @@ def running_dispatcher() -> Dispatcher | None:
         return _dispatchers.get(id(asyncio.get_running_loop()))
     except RuntimeError:
         return None
+
+
+def local_dispatcher() -> Dispatcher | None:
+    """A running dispatcher of this process, from any thread; None when none runs."""
+    for dispatcher in list(_dispatchers.values()):
+        loop = dispatcher.loop
+        if not dispatcher.stopping and loop is not None and loop.is_running() and not loop.is_closed():
+            return dispatcher
+    return None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -44,6 +45,7 @@ def first_token(claim: Claim, first_token_ms: float) -> None:
 
 
 async def finish_run(claim: Claim, outcome: Outcome, log: EventLog) -> None:
+    released = False
     try:
         if outcome.kind == "requeue":
             if await _requeue(claim, outcome):
@@ -51,12 +53,23 @@ async def finish_run(claim: Claim, outcome: Outcome, log: EventLog) -> None:
             outcome.kind = "failed"  # no pool left that could take it: fail now, not at the deadline
         final = await _terminate(claim, outcome, log)
         await log.expire(claim.task_id, settings.ORCHD_EVENTS_RETENTION_S)
-        await _record_end(claim, outcome, final)
         frames = await log.read(claim.task_id, -1, 0)
-        await sync_to_async(store_transcript)(claim, outcome, final, [(frame.event, frame.data) for frame in frames])
+        # One trip to the DB thread for all the end's writes: each trip waits behind other requests.
+        released = True
+        await sync_to_async(_record_all)(claim, outcome, final, [(frame.event, frame.data) for frame in frames])
     finally:
-        await sync_to_async(release_lease)(claim.pool_id)
+        if not released:
+            await sync_to_async(release_lease)(claim.pool_id)
         await notify.abroadcast({"kind": "wake"})
+
+
+def _record_all(claim: Claim, outcome: Outcome, final: str, frames: list[tuple[str, dict[str, Any]]]) -> None:
+    try:
+        with transaction.atomic():
+            _record_end(claim, outcome, final)
+        store_transcript(claim, outcome, final, frames)
+    finally:
+        release_lease(claim.pool_id)
 
 
 async def _terminate(claim: Claim, outcome: Outcome, log: EventLog) -> str:
@@ -90,7 +103,6 @@ def _requeue(claim: Claim, outcome: Outcome) -> bool:
     return bool(requeued)
 
 
-@sync_to_async
 def _record_end(claim: Claim, outcome: Outcome, final: str) -> None:
     now = timezone.now()
     fields: dict[str, Any] = {

@@ -12,13 +12,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from orchestrator import metrics
-from orchestrator.events import get_event_log
+from orchestrator.events import get_sync_event_log
 from orchestrator.tasks.models import ACTIVE_STATES, Task, TaskState
 from orchestrator.tasks.queue import Prediction, on_time_probability
 from pools.models import Pool
@@ -41,14 +41,20 @@ def error_data(code: str, message: str, *, retry_after_ms: int | None = None, **
 
 def terminate_log(task_id: str, event: str, data: dict[str, Any]) -> bool:
     """Write the terminal frame from sync code; True if this call ended the stream."""
-    seq = async_to_sync(get_event_log().terminate)(task_id, event, data)
+    log = get_sync_event_log()
+    seq = log.terminate(task_id, event, data)
     if seq is not None:
-        async_to_sync(get_event_log().expire)(task_id, settings.ORCHD_EVENTS_RETENTION_S)
+        log.expire(task_id, settings.ORCHD_EVENTS_RETENTION_S)
     return seq is not None
 
 
-def announce_admitted(task: Task, position: int, prediction: Prediction, serving: list[PoolView]) -> None:
-    """Frame 0 of every stream: where the task stands at admission (SPEC §3.4 `started`)."""
+def announce_admitted(
+    task: Task, position: int, prediction: Prediction, serving: list[PoolView], engine_versions: dict[str, str]
+) -> None:
+    """Frame 0 of every stream: where the task stands at admission (SPEC §3.4 `started`).
+
+    `engine_versions` maps pool ids to their engine version (admission has just read the pools).
+    """
     tentative = next((pool for pool in serving if pool.free_slots > 0), serving[0] if serving else None)
     data = {
         "queue_position": position,
@@ -56,11 +62,12 @@ def announce_admitted(task: Task, position: int, prediction: Prediction, serving
         "pool_id": tentative.pool_id if tentative else None,
         "node_id": tentative.node_id if tentative else None,
         "engine": task.engine,
-        "engine_version": _engine_version(tentative.pool_id) if tentative else None,
+        "engine_version": (engine_versions.get(tentative.pool_id) or None) if tentative else None,
         "model_ref": task.model_ref,
     }
-    async_to_sync(get_event_log().append)(task.id, "started", data)
-    async_to_sync(get_event_log().append)(
+    log = get_sync_event_log()
+    log.append(task.id, "started", data)
+    log.append(
         task.id,
         "metrics",
         {
@@ -68,10 +75,6 @@ def announce_admitted(task: Task, position: int, prediction: Prediction, serving
             "on_time_probability": on_time_probability(prediction.start_ms, task.deadline_ms, prediction.service_ms),
         },
     )
-
-
-def _engine_version(pool_id: str) -> str | None:
-    return Pool.objects.filter(id=pool_id).values_list("engine_version", flat=True).first() or None
 
 
 def drop_queued(task: Task) -> bool:
@@ -131,7 +134,7 @@ def cancel_task(task_id: str, reason: str) -> bool:
     task = Task.objects.filter(id=task_id).first()
     if task is None or task.state not in LIVE_STATES:
         return False
-    stats = async_to_sync(get_event_log().stats)(task_id)
+    stats = get_sync_event_log().stats(task_id)
     now_ms = int(timezone.now().timestamp() * 1000)
     decode_ms = now_ms - stats.first_token_ms if stats.first_token_ms else 0
     end = {

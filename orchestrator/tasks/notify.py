@@ -40,11 +40,7 @@ def unregister_local(handler: Callable[[dict[str, Any]], None]) -> None:
 
 def broadcast(message: dict[str, Any]) -> None:
     """Send `message` to every dispatcher, in this process and (through the layer) in others."""
-    with _local_lock:
-        targets = list(_local)
-    for loop, handler in targets:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(handler, message)
+    _deliver_local(message)
     layer = get_channel_layer()
     if layer is None or layer.__class__.__name__ == "InMemoryChannelLayer":
         return  # one process: the local call above already delivered it
@@ -54,8 +50,24 @@ def broadcast(message: dict[str, Any]) -> None:
         logger.warning("dispatch.broadcast_failed", exc_info=True)
 
 
+def _deliver_local(message: dict[str, Any]) -> None:
+    with _local_lock:
+        targets = list(_local)
+    for loop, handler in targets:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(handler, message)
+
+
 async def abroadcast(message: dict[str, Any]) -> None:
-    await asyncio.to_thread(broadcast, message)
+    """`broadcast` from async code, without a thread: the layer's group_send is async already."""
+    _deliver_local(message)
+    layer = get_channel_layer()
+    if layer is None or layer.__class__.__name__ == "InMemoryChannelLayer":
+        return
+    try:
+        await layer.group_send(GROUP, {"type": "dispatch.message", "body": message})
+    except Exception:  # noqa: BLE001 - a lost wake-up costs at most one sweep interval
+        logger.warning("dispatch.broadcast_failed", exc_info=True)
 
 
 def wake_dispatchers() -> None:

@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
+from django.utils import timezone
 
 from orchestrator.tasks.models import Task
 from orchestrator.tasks.requests import Placement
@@ -126,29 +127,28 @@ def on_time_probability(predicted_start_ms: int, remaining_ms: int, service_ms: 
     if remaining_ms <= 0:
         return 0.0
     spread = max(service_ms, 1.0) / 4
-    return round(1.0 / (1.0 + math.exp((predicted_start_ms - remaining_ms) / spread)), 3)
+    # Clamped: past ±50 the answer rounds to 0 or 1 anyway, and exp() overflows past ~709
+    # (a deep queue behind a short deadline used to fail the admission after its commit).
+    exponent = min(max((predicted_start_ms - remaining_ms) / spread, -50.0), 50.0)
+    return round(1.0 / (1.0 + math.exp(exponent)), 3)
 
 
 def record_service_time(model_ref: str, pool_id: str, first_token_ms: float, decode_ms: float, tokens: int) -> None:
-    """Fold one finished task into the (model, pool) averages."""
+    """Fold one finished task into the (model, pool) averages: one UPDATE, computed by the database."""
     from orchestrator.tasks.models import ServiceTime
 
-    per_token = decode_ms / tokens if tokens else 0.0
-    total = first_token_ms + decode_ms
-    with transaction.atomic():
-        row = ServiceTime.objects.select_for_update().filter(model_ref=model_ref, pool_id=pool_id).first()
-        if row is None:
-            ServiceTime.objects.create(
-                model_ref=model_ref,
-                pool_id=pool_id,
-                first_token_ms=first_token_ms,
-                decode_ms_per_token=per_token,
-                total_ms=total,
-                samples=1,
-            )
-            return
-        row.first_token_ms += EWMA_ALPHA * (first_token_ms - row.first_token_ms)
-        row.decode_ms_per_token += EWMA_ALPHA * (per_token - row.decode_ms_per_token)
-        row.total_ms += EWMA_ALPHA * (total - row.total_ms)
-        row.samples += 1
-        row.save()
+    observed = {
+        "first_token_ms": first_token_ms,
+        "decode_ms_per_token": decode_ms / tokens if tokens else 0.0,
+        "total_ms": first_token_ms + decode_ms,
+    }
+    # avg += alpha * (new - avg), for each average, atomically: no read-modify-write race to lock against.
+    moved = {name: F(name) + EWMA_ALPHA * (Value(value) - F(name)) for name, value in observed.items()}
+    rows = ServiceTime.objects.filter(model_ref=model_ref, pool_id=pool_id)
+    if rows.update(**moved, samples=F("samples") + 1, updated_at=timezone.now()):
+        return
+    try:
+        with transaction.atomic():
+            ServiceTime.objects.create(model_ref=model_ref, pool_id=pool_id, samples=1, **observed)
+    except IntegrityError:  # another process recorded the first sample in between: fold this one in
+        rows.update(**moved, samples=F("samples") + 1, updated_at=timezone.now())

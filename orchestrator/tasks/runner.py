@@ -78,14 +78,26 @@ class Runner:
             else:
                 outcome = self._stopped(self.stop_reason, tokens=self._tokens, started=started)
         # From here on the run is being finished: stops no longer cancel it (the dispatcher
-        # checks this flag), and a crash below is not finished a second time.
+        # checks this flag, and the shield outlives a cancel anyway), and a crash below is not
+        # finished a second time.
         self.finishing = True
-        await finishing.finish_run(self.claim, outcome, self.log)
+        await asyncio.shield(self._finish(outcome))
         return outcome
 
     _tokens = 0
     _first_token_at: float | None = None
+    _first_token_write: asyncio.Task[None] | None = None
     finishing = False
+
+    async def _finish(self, outcome: Outcome) -> None:
+        if self._first_token_write is not None:
+            # The row says `running` before it says how the run ended. Whatever befell that
+            # write, the run is still finished: its lease and its budget depend on it.
+            try:
+                await self._first_token_write
+            except Exception:
+                logger.exception("runner.first_token_write_failed", extra={"task_id": self.claim.task_id})
+        await finishing.finish_run(self.claim, outcome, self.log)
 
     async def _announce_dispatch(self) -> None:
         """Tell watchers where the task runs; write `started` if the log lost it (a restart)."""
@@ -114,9 +126,12 @@ class Runner:
                 if isinstance(event, Token):
                     if self._first_token_at is None:
                         self._first_token_at = time.monotonic()
-                        await finishing.first_token(claim, (self._first_token_at - started) * 1000)
                     if await self.log.append(claim.task_id, "token", {"t": event.text, "i": self._tokens}) is None:
                         return Outcome("canceled", tokens_out=self._tokens)
+                    if self._tokens == 0:
+                        # Written beside the stream, not before the token: clients see it a DB write sooner.
+                        ttft_ms = (self._first_token_at - started) * 1000
+                        self._first_token_write = asyncio.create_task(finishing.first_token(claim, ttft_ms))
                     self._tokens += 1
                     if time.monotonic() - last_metrics >= METRICS_INTERVAL_S:
                         last_metrics = time.monotonic()

@@ -36,15 +36,11 @@ async def task_events(request: HttpRequest, task_id: str) -> HttpResponseBase:
     denied = await _authorize(request)
     if denied is not None:
         return denied
-    task = (
-        await Task.objects.filter(id=task_id)
-        .only("id", "state", "transcript_artifact_id", "session_id", "token_id")
-        .afirst()
-        if is_valid_id(task_id)
-        else None
-    )
-    if task is None:
+    # One trip to the DB thread for both reads: each trip waits behind the other requests' work.
+    found = await sync_to_async(_task_and_budgets)(task_id) if is_valid_id(task_id) else None
+    if found is None:
         return error_response(not_found(f"Task '{task_id}'"))
+    task, budget_headers = found
     after = _last_event_id(request)
     verbose = request.GET.get("verbose", "").lower() in ("1", "true", "yes")
     log = get_event_log()
@@ -53,7 +49,7 @@ async def task_events(request: HttpRequest, task_id: str) -> HttpResponseBase:
     else:
         frames = _replay(await sync_to_async(stored_frames)(task), after)
     response = StreamingHttpResponse(frames, content_type="text/event-stream")
-    for name, value in (await sync_to_async(remaining_for)(task.session_id, task.token_id)).headers().items():
+    for name, value in budget_headers.items():
         response[name] = value
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
@@ -89,6 +85,15 @@ async def _is_staff_watcher(request: HttpRequest) -> bool:
         return False
     user = await auser()
     return bool(user.is_active and user.is_staff and await user.ahas_perm("tasks.view_task"))
+
+
+def _task_and_budgets(task_id: str) -> tuple[Task, dict[str, str]] | None:
+    """The task and its budget headers, in one trip to a thread."""
+    task = Task.objects.filter(id=task_id).only("id", "state", "transcript_artifact_id", "session_id", "token_id")
+    found = list(task[:1])
+    if not found:
+        return None
+    return found[0], remaining_for(found[0].session_id, found[0].token_id).headers()
 
 
 def _last_event_id(request: HttpRequest) -> int:

@@ -1,0 +1,123 @@
+"""Admission's fast path: with nothing queued, admission leases the slot itself.
+
+The dispatcher is a stand-in here (what admission hands it is the point);
+the live tests run the real one through this path on every first task.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from orchestrator.events import get_event_log
+from orchestrator.tasks import admission, lifecycle, notify
+from orchestrator.tasks.claims import Claim
+from orchestrator.tasks.models import Task, TaskState
+from pools.models import Pool
+from tests.tasks.conftest import add_pool, task_body
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclass
+class StandInDispatcher:
+    owner: str = "host:1:abcd"
+    started: list[Claim] = field(default_factory=list)
+    offsets: int = 0
+
+    def next_round_robin(self) -> int:
+        self.offsets += 1
+        return self.offsets - 1
+
+    def start_threadsafe(self, claim: Claim) -> None:
+        self.started.append(claim)
+
+
+@pytest.fixture
+def dispatcher(monkeypatch: pytest.MonkeyPatch) -> StandInDispatcher:
+    stand_in = StandInDispatcher()
+    monkeypatch.setattr(admission, "local_dispatcher", lambda: stand_in)
+    return stand_in
+
+
+@pytest.fixture
+def wakes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    monkeypatch.setattr(notify, "wake_dispatchers", lambda: calls.append(1))
+    return calls
+
+
+def test_an_idle_pool_takes_the_task_at_admission(bob, dispatcher, wakes, django_capture_on_commit_callbacks):
+    add_pool("p1", "http://127.0.0.1:9", slots=2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bob.post("/v2/tasks", task_body())
+
+    assert response.status_code == 202
+    task = Task.objects.get(id=response.json()["task_id"])
+    assert (task.state, task.pool_id, task.owner, task.attempts) == (TaskState.DISPATCHED, "p1", dispatcher.owner, 1)
+    assert Pool.objects.get(id="p1").active_leases == 1
+    assert [claim.task_id for claim in dispatcher.started] == [task.id]
+    assert dispatcher.started[0].attempts == 1
+    assert wakes == [], "nothing is left for a dispatcher pass"
+    assert _events(task.id)[0] == "started", "`started` stays frame 0"
+
+
+def test_with_tasks_queued_the_new_one_queues_behind_them(bob, dispatcher, wakes, django_capture_on_commit_callbacks):
+    add_pool("p1", "http://127.0.0.1:9", slots=1)
+    Pool.objects.filter(id="p1").update(active_leases=1)  # busy: the first task waits
+    with django_capture_on_commit_callbacks(execute=True):
+        first = bob.post("/v2/tasks", task_body()).json()["task_id"]
+    Pool.objects.filter(id="p1").update(active_leases=0)  # a slot frees up before the dispatcher looks
+
+    with django_capture_on_commit_callbacks(execute=True):
+        second = bob.post("/v2/tasks", task_body()).json()["task_id"]
+
+    states = dict(Task.objects.filter(id__in=[first, second]).values_list("id", "state"))
+    assert states == {first: TaskState.QUEUED, second: TaskState.QUEUED}, "dispatch order is the queue's"
+    assert dispatcher.started == []
+    assert len(wakes) == 2
+
+
+def test_a_failed_announcement_still_starts_the_leased_task(
+    bob, dispatcher, wakes, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    add_pool("p1", "http://127.0.0.1:9", slots=2)
+
+    def broken(*args: object) -> None:
+        raise ConnectionError("event log down")
+
+    monkeypatch.setattr(lifecycle, "announce_admitted", broken)
+
+    with (
+        caplog.at_level(logging.ERROR, logger="orchestrator.admission"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = bob.post("/v2/tasks", task_body())
+
+    assert response.status_code == 202, "the task is persisted: the client gets its answer"
+    task_id = response.json()["task_id"]
+    assert [claim.task_id for claim in dispatcher.started] == [task_id], "a leased task always gets its runner"
+    assert any(record.msg == "task.announce_failed" for record in caplog.records)
+
+
+def test_a_failed_announcement_of_a_queued_task_still_wakes_the_dispatchers(
+    bob, monkeypatch, wakes, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(admission, "local_dispatcher", lambda: None)  # no dispatcher in this process
+    add_pool("p1", "http://127.0.0.1:9", slots=2)
+    monkeypatch.setattr(lifecycle, "announce_admitted", lambda *args: 1 / 0)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bob.post("/v2/tasks", task_body())
+
+    assert response.status_code == 202
+    assert Task.objects.get(id=response.json()["task_id"]).state == TaskState.QUEUED
+    assert wakes == [1]
+
+
+def _events(task_id: str) -> list[str]:
+    return [frame.event for frame in async_to_sync(get_event_log().read)(task_id, -1, 0)]
