@@ -182,8 +182,7 @@ class HttpAdapter(ABC):
             body = response.content
             parser = SSEParser()
             while not reader.finished:
-                # Whatever has arrived, at once (b"" at the end of the body).
-                chunk = await self._wait(body.readany(), watch)
+                chunk = await self._wait(_read_some(body), watch)
                 fields = parser.feed(chunk) if chunk else parser.close()
                 for field in fields:
                     for event in self._events(field, reader, watch.first):
@@ -294,6 +293,23 @@ class HttpAdapter(ABC):
             return response.json()
         except ValueError:
             return None
+
+
+async def _read_some(body: aiohttp.StreamReader) -> bytes:
+    """Whatever has arrived, at once (b"" at the end of the body).
+
+    When the connection breaks, aiohttp's `readany` raises at once, even with
+    bytes of the body still in its buffer: the last tokens the engine sent
+    before it died would be lost. Those bytes are handed over first; the
+    error comes with the next read, once the buffer is empty.
+    """
+    try:
+        return await body.readany()
+    except aiohttp.ClientError:
+        arrived = body._read_nowait(-1)  # noqa: SLF001 - aiohttp offers no public way (pinned version)
+        if arrived:
+            return arrived
+        raise
 
 
 async def _exhaust(body: aiohttp.StreamReader) -> None:

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
-from orchestrator.engines import http
-from tests.engines_adapters.wire import Body, collect, generation, mock_generation, sse, token_frame
+from orchestrator.engines import adapter_for, http
+from orchestrator.engines.base import EngineError, Token
+from tests.engines_adapters.wire import (
+    ENGINES,
+    Body,
+    collect,
+    generation,
+    mock_generation,
+    request,
+    sse,
+    token_frame,
+)
 from tests.support.web import free_port
 
 PROTOCOLS = ["llamacpp", "openai", "tgi"]
@@ -163,3 +175,24 @@ async def test_it_refuses_a_workload_it_does_not_serve(respx_mock, protocol):
 
     assert outcome.error is not None
     assert (outcome.error.code, outcome.error.before_first_token) == ("INVALID_PARAMS", True)
+
+
+async def test_tokens_that_arrived_before_the_cut_are_relayed_even_when_read_after_it(engine_wire, protocol):
+    # The caller is slow after the first token: the second token and the cut both arrive
+    # before the adapter reads again (aiohttp would raise, dropping what it buffered).
+    first, second = (generation(protocol, [text], final=False) for text in ("a", "b"))
+    mock_generation(engine_wire, protocol, Body([first, second], fail=True))
+    tokens: list[str] = []
+    error: EngineError | None = None
+
+    try:
+        async for event in adapter_for(ENGINES[protocol]).stream(request()):
+            if isinstance(event, Token):
+                tokens.append(event.text)
+                await asyncio.sleep(0.2)
+    except EngineError as exc:
+        error = exc
+
+    assert tokens == ["a", "b"]
+    assert error is not None
+    assert (error.code, error.before_first_token) == ("WORKER_RESET", False)
