@@ -126,6 +126,9 @@ def resolve_token(value: str) -> Principal:
 
 
 def _touch(token: ApiToken, now: datetime) -> None:
+    """Record the use, at most once per LAST_USED_RESOLUTION (a write per request would cost more than the read)."""
+    if token.last_used_at is not None and token.last_used_at >= now - LAST_USED_RESOLUTION:
+        return  # as just read: fresh enough, no write
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
     ApiToken.objects.filter(stale, pk=token.pk).update(last_used_at=now)
 

@@ -164,7 +164,8 @@ def _claim_one(
         time_ms=left.time_ms,
         cost=None if left.cost is None else left.cost + task.reserved_cost,
     )
-    price = ledger.price_per_token(task.model_ref) if budget_left.cost is not None else Decimal(0)
+    # Carried to the end of the run, which charges at this price (no second catalog read).
+    price = ledger.price_per_token(task.model_ref)
     return _claim(task, rows[pool_id], budget_left, price)
 
 

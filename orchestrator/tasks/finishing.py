@@ -65,9 +65,15 @@ async def finish_run(claim: Claim, outcome: Outcome, log: EventLog) -> None:
 
 def _record_all(claim: Claim, outcome: Outcome, final: str, frames: list[tuple[str, dict[str, Any]]]) -> None:
     try:
+        # The transcript first, so that the end's UPDATE records it too (one write less per task).
+        try:
+            transcript_id: str | None = store_transcript(claim, outcome, final, frames)
+        except Exception:
+            # The end must be recorded all the same: the task would otherwise stay `running`.
+            logger.exception("task.transcript_failed", extra={"task_id": claim.task_id})
+            transcript_id = None
         with transaction.atomic():
-            _record_end(claim, outcome, final)
-        store_transcript(claim, outcome, final, frames)
+            _record_end(claim, outcome, final, transcript_id)
     finally:
         release_lease(claim.pool_id)
 
@@ -103,7 +109,7 @@ def _requeue(claim: Claim, outcome: Outcome) -> bool:
     return bool(requeued)
 
 
-def _record_end(claim: Claim, outcome: Outcome, final: str) -> None:
+def _record_end(claim: Claim, outcome: Outcome, final: str, transcript_id: str | None) -> None:
     now = timezone.now()
     fields: dict[str, Any] = {
         "tokens_out": outcome.tokens_out,
@@ -112,6 +118,8 @@ def _record_end(claim: Claim, outcome: Outcome, final: str) -> None:
         "finish_reason": outcome.finish_reason or ("canceled" if final == TaskState.CANCELED else ""),
         "error": outcome.error if final == TaskState.FAILED else None,
     }
+    if transcript_id is not None:
+        fields["transcript_artifact_id"] = transcript_id
     if not settings.ORCHD_STORE_PROMPTS:
         fields.update(prompt="", inputs=[])
     live = Q(state__in=ACTIVE_STATES)
@@ -148,4 +156,4 @@ def _record_end(claim: Claim, outcome: Outcome, final: str) -> None:
 
 
 def _spend(claim: Claim, outcome: Outcome) -> None:
-    ledger.settle(claim.task_id, outcome.tokens_out, outcome.decode_ms, ledger.price_per_token(claim.model_ref))
+    ledger.settle(claim.task_id, outcome.tokens_out, outcome.decode_ms, claim.price_per_token)

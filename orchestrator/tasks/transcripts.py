@@ -9,7 +9,6 @@ from django.conf import settings
 
 from orchestrator.artifacts.services import store_artifact
 from orchestrator.tasks.claims import Claim
-from orchestrator.tasks.models import Task
 
 if TYPE_CHECKING:
     from orchestrator.tasks.runner import Outcome
@@ -18,6 +17,7 @@ logger = logging.getLogger("orchestrator.tasks")
 
 
 def store_transcript(claim: Claim, outcome: Outcome, final: str, frames: list[tuple[str, dict[str, Any]]]) -> str:
+    """Store the run's transcript; its artifact id (the caller records it on the task, with the end)."""
     content: dict[str, Any] = {"events": [{"event": event, "data": data} for event, data in frames]}
     if settings.ORCHD_STORE_PROMPTS:
         content["prompt"] = claim.prompt
@@ -37,5 +37,4 @@ def store_transcript(claim: Claim, outcome: Outcome, final: str, frames: list[tu
             "outcome": final,
         },
     )
-    Task.objects.filter(id=claim.task_id).update(transcript_artifact_id=stored.artifact.id)
     return stored.artifact.id

@@ -6,10 +6,12 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orchestrator.auth.models import ApiToken, Role
-from orchestrator.auth.services import issue_token, revoke_token
+from orchestrator.auth.services import LAST_USED_RESOLUTION, issue_token, revoke_token
 from tests.conftest import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +107,27 @@ def test_create_token_prints_the_value_once():
     assert token.role == Role.CLIENT
     assert token.token_hash == hashlib.sha256(value.encode()).hexdigest()
     assert value not in err.getvalue()
+
+
+def test_a_recent_use_is_not_written_again(bob):
+    bob.get("/v2/meta/version")
+    recorded = ApiToken.objects.get(name="bob").last_used_at
+
+    with CaptureQueriesContext(connection) as queries:
+        assert bob.get("/v2/meta/version").status_code == 200
+
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")], "no write for a fresh use"
+    assert ApiToken.objects.get(name="bob").last_used_at == recorded
+
+
+def test_a_use_after_the_resolution_is_recorded(bob):
+    bob.get("/v2/meta/version")
+    first = ApiToken.objects.get(name="bob").last_used_at
+    assert first is not None
+
+    with time_machine.travel(timezone.now() + LAST_USED_RESOLUTION + timedelta(seconds=1)):
+        bob.get("/v2/meta/version")
+
+    later = ApiToken.objects.get(name="bob").last_used_at
+    assert later is not None
+    assert later > first + LAST_USED_RESOLUTION

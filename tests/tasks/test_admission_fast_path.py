@@ -1,4 +1,4 @@
-"""Admission's fast path: with nothing queued, admission leases the slot itself.
+"""Admission's fast path (with nothing queued, admission leases the slot itself), and the end of a run.
 
 The dispatcher is a stand-in here (what admission hands it is the point);
 the live tests run the real one through this path on every first task.
@@ -13,9 +13,10 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from orchestrator.events import get_event_log
-from orchestrator.tasks import admission, lifecycle, notify
+from orchestrator.tasks import admission, finishing, lifecycle, notify
 from orchestrator.tasks.claims import Claim
 from orchestrator.tasks.models import Task, TaskState
+from orchestrator.tasks.runner import Outcome
 from pools.models import Pool
 from tests.tasks.conftest import add_pool, task_body
 
@@ -121,3 +122,38 @@ def test_a_failed_announcement_of_a_queued_task_still_wakes_the_dispatchers(
 
 def _events(task_id: str) -> list[str]:
     return [frame.event for frame in async_to_sync(get_event_log().read)(task_id, -1, 0)]
+
+
+def _leased_claim(bob, dispatcher, capture) -> Claim:
+    add_pool("p1", "http://127.0.0.1:9", slots=2)
+    with capture(execute=True):
+        bob.post("/v2/tasks", task_body())
+    return dispatcher.started[0]
+
+
+def test_the_end_records_the_transcript_with_the_outcome(bob, dispatcher, wakes, django_capture_on_commit_callbacks):
+    claim = _leased_claim(bob, dispatcher, django_capture_on_commit_callbacks)
+
+    finishing._record_all(claim, Outcome("completed", tokens_out=2, finish_reason="stop"), TaskState.COMPLETED, [])
+
+    task = Task.objects.get(id=claim.task_id)
+    assert (task.state, task.tokens_out, task.budget_settled) == (TaskState.COMPLETED, 2, True)
+    assert task.transcript_artifact_id.startswith("sha256:")
+    assert Pool.objects.get(id="p1").active_leases == 0
+
+
+def test_a_transcript_that_cannot_be_stored_does_not_keep_the_task_running(
+    bob, dispatcher, wakes, monkeypatch, django_capture_on_commit_callbacks
+):
+    claim = _leased_claim(bob, dispatcher, django_capture_on_commit_callbacks)
+
+    def broken(*args: object) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(finishing, "store_transcript", broken)
+
+    finishing._record_all(claim, Outcome("completed", tokens_out=2, finish_reason="stop"), TaskState.COMPLETED, [])
+
+    task = Task.objects.get(id=claim.task_id)
+    assert (task.state, task.transcript_artifact_id, task.budget_settled) == (TaskState.COMPLETED, "", True)
+    assert Pool.objects.get(id="p1").active_leases == 0, "the lease goes back whatever happened"
