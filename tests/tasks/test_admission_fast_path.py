@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -124,7 +125,7 @@ def _events(task_id: str) -> list[str]:
     return [frame.event for frame in async_to_sync(get_event_log().read)(task_id, -1, 0)]
 
 
-def _leased_claim(bob, dispatcher, capture) -> Claim:
+def _leased_claim(bob: Any, dispatcher: StandInDispatcher, capture: Any) -> Claim:
     add_pool("p1", "http://127.0.0.1:9", slots=2)
     with capture(execute=True):
         bob.post("/v2/tasks", task_body())
