@@ -1,8 +1,9 @@
 """Run every benchmark and write docs/performance.md (by hand, never in the test suite).
 
-    .venv/bin/python -m bench                # everything, 5 rounds (about 20 minutes)
+    .venv/bin/python -m bench                # everything, 5 rounds (about 25 minutes)
     .venv/bin/python -m bench --rounds 2     # a quicker pass
     .venv/bin/python -m bench --no-litellm   # without the LiteLLM proxy
+    .venv/bin/python -m bench --render bench/results/<run>.json   # docs again, after editing bench/tuning.md
 
 Installs LiteLLM into bench/.venv-litellm on first use and builds llama-server
 (tests/support/llama.py) if it is not cached yet. Raw results also go to
@@ -58,7 +59,17 @@ def main() -> None:
         help="comma-separated sections: ttft,throughput,saturation,clients,streams,admission (default: all)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="measure nothing: write --out again from a saved run (bench/results/*.json) and bench/tuning.md",
+    )
     args = parser.parse_args()
+    if args.render:
+        args.out.write_text(report.render(json.loads(args.render.read_text())))
+        _log(f"wrote {args.out} from {args.render}")
+        return
     servers = [s for s in args.servers.split(",") if s]
     sections = set(args.only.split(",")) if args.only else set(report.SECTIONS)
     results: dict[str, Any] = {"meta": _meta(args, servers)}
@@ -103,7 +114,7 @@ def _litellm(args: argparse.Namespace, engine: Engine) -> Iterator[list[tuple[Ar
 
 
 def run_ttft(args: argparse.Namespace, servers: list[str]) -> dict[str, Any]:
-    engine_options = {"ttft_ms": FAKE_TTFT_MS, "tokens_per_s": FAKE_TOKENS_PER_S, "slots": 64}
+    engine_options: dict[str, Any] = {"ttft_ms": FAKE_TTFT_MS, "tokens_per_s": FAKE_TOKENS_PER_S, "slots": 64}
     out: dict[str, Any] = {}
     with ExitStack() as stack:
         engine = stack.enter_context(fake_engine(model="bench-model", **engine_options))

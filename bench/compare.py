@@ -19,8 +19,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench import admission, streams, throughput, ttft
-from bench.clients import Direct, Orchd
-from bench.harness import Engine, fake_engine, llama_server, orchestrator, register_pool
+from bench.clients import Arm, Direct, Orchd
+from bench.harness import Engine, Proc, fake_engine, llama_server, orchestrator, register_pool
 
 RELAY_STREAMS = 64
 RELAY_TPS = 0.0
@@ -65,48 +65,51 @@ def main() -> None:
         print(asyncio.run(_run(args.scenario, engine, kind, orchs, args.rounds)))
 
 
-async def _run(scenario: str, engine: Engine, kind: str, orchs: list[tuple[Orchd, object]], rounds: int) -> str:
-    lines = []
+async def _run(scenario: str, engine: Engine, kind: str, orchs: list[tuple[Orchd, Proc]], rounds: int) -> str:
     if scenario in ("ttft1", "ttft50"):
-        concurrency = 1 if scenario == "ttft1" else 50
-        arms = [Direct(engine.url, kind), *(arm for arm, _ in orchs)]
-        results = await ttft.measure(arms, concurrency=concurrency, rounds=rounds, turns=8 if concurrency == 1 else 2)
-        for name, r in results.items():
-            lines.append(f"{name:>8}: p50 {r.p50():6.1f} ms, added {r.added().fmt()}, errors {r.errors}")
-    elif scenario in ("relay", "llama"):
-        direct = [(Direct(engine.url, kind), None)] if scenario == "llama" else []
-        arms = [*direct, *orchs]
-        streams_n, max_tokens = (8, 256) if scenario == "llama" else (RELAY_STREAMS, 200)
-        results = await throughput.measure(
-            arms,
-            streams=streams_n,
-            max_tokens=max_tokens,
-            seconds=5,
-            rounds=rounds,  # type: ignore[arg-type]
-        )
-        for name, r in results.items():
-            cpu = r.cpu_us_per_token()
-            lines.append(
-                f"{name:>8}: {r.tokens_per_s():7.0f} tokens/s, {cpu:5.0f} µs CPU/token, "
-                f"{r.cpu_share():.2f} cores, vs first arm {r.kept().fmt('', 2)}"
-            )
-    elif scenario == "admission":
-        for arm, _ in orchs:
-            await admission.occupy_slots(arm, 2)
-        runs: dict[str, list[admission.AdmissionRun]] = {arm.name: [] for arm, _ in orchs}
-        for _ in range(rounds):
-            for arm, proc in orchs:
-                runs[arm.name].append(await admission.closed_loop(arm, proc, concurrency=50, seconds=5))  # type: ignore[arg-type]
-        for name, rs in runs.items():
-            lines.append(
-                f"{name:>8}: "
-                + ", ".join(f"{r.tasks_per_s:.0f}/s p50 {r.p50_ms:.0f} p99 {r.p99_ms:.0f} ms" for r in rs)
-            )
-    else:
-        for arm, proc in orchs:
-            held = await streams.hold(arm, proc, streams=1000, tokens_per_s=2, hold_s=15)  # type: ignore[arg-type]
-            lines.append(f"{arm.name:>8}: {held}")
+        return await _ttft(1 if scenario == "ttft1" else 50, engine, kind, orchs, rounds)
+    if scenario in ("relay", "llama"):
+        return await _relay(scenario, engine, kind, orchs, rounds)
+    if scenario == "admission":
+        return await _admission(orchs, rounds)
+    lines = []
+    for arm, proc in orchs:
+        held = await streams.hold(arm, proc, streams=1000, tokens_per_s=2, hold_s=15)
+        lines.append(f"{arm.name:>8}: {held}")
     return "\n".join(lines)
+
+
+async def _ttft(concurrency: int, engine: Engine, kind: str, orchs: list[tuple[Orchd, Proc]], rounds: int) -> str:
+    arms: list[Arm] = [Direct(engine.url, kind), *(arm for arm, _ in orchs)]
+    results = await ttft.measure(arms, concurrency=concurrency, rounds=rounds, turns=8 if concurrency == 1 else 2)
+    return "\n".join(
+        f"{name:>8}: p50 {r.p50():6.1f} ms, added {r.added().fmt()}, errors {r.errors}" for name, r in results.items()
+    )
+
+
+async def _relay(scenario: str, engine: Engine, kind: str, orchs: list[tuple[Orchd, Proc]], rounds: int) -> str:
+    direct: list[tuple[Arm, Proc | None]] = [(Direct(engine.url, kind), None)] if scenario == "llama" else []
+    arms: list[tuple[Arm, Proc | None]] = [*direct, *orchs]
+    streams_n, max_tokens = (8, 256) if scenario == "llama" else (RELAY_STREAMS, 200)
+    results = await throughput.measure(arms, streams=streams_n, max_tokens=max_tokens, seconds=5, rounds=rounds)
+    return "\n".join(
+        f"{name:>8}: {r.tokens_per_s():7.0f} tokens/s, {r.cpu_us_per_token():5.0f} µs CPU/token, "
+        f"{r.cpu_share():.2f} cores, vs first arm {r.kept().fmt('', 2)}"
+        for name, r in results.items()
+    )
+
+
+async def _admission(orchs: list[tuple[Orchd, Proc]], rounds: int) -> str:
+    for arm, _ in orchs:
+        await admission.occupy_slots(arm, 2)
+    runs: dict[str, list[admission.AdmissionRun]] = {arm.name: [] for arm, _ in orchs}
+    for _ in range(rounds):
+        for arm, proc in orchs:
+            runs[arm.name].append(await admission.closed_loop(arm, proc, concurrency=50, seconds=5))
+    return "\n".join(
+        f"{name:>8}: " + ", ".join(f"{r.tasks_per_s:.0f}/s p50 {r.p50_ms:.0f} p99 {r.p99_ms:.0f} ms" for r in rs)
+        for name, rs in runs.items()
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The HTTP clients every engine adapter shares: one of each per process and event loop.
 
 Generations (the token streams, the hot path) go through aiohttp: measured
-at 200 concurrent streams, httpx spent about three times the CPU per token
+at 200 concurrent streams, httpx spent 1.6 to 2.6 times the CPU per token
 (docs/performance.md). Probes (health, version: small GETs, a few per
 minute) stay on httpx.
 
