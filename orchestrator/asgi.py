@@ -22,6 +22,7 @@ django.setup(set_prefix=False)
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - Django must be set up first
+from django.conf import settings  # noqa: E402
 from django.core import signals  # noqa: E402
 from django.core.handlers.base import BaseHandler  # noqa: E402
 from django.db import close_old_connections, connection, reset_queries  # noqa: E402
@@ -97,18 +98,38 @@ ADMISSIONS_AT_ONCE = 2
 
 
 class AdmissionGate:
-    """Lets ADMISSIONS_AT_ONCE `POST /v2/tasks` requests at a time into the app (see above)."""
+    """Lets ADMISSIONS_AT_ONCE `POST /v2/tasks` requests at a time into the app (see above).
 
-    def __init__(self, app: Any) -> None:
+    A request's body is received before it waits at the gate: a client
+    sending its body slowly (or never finishing it) must not hold a place,
+    or two such clients would stop every admission of the process. At most
+    `body_limit` bytes are held here; past that, the rest is left to the app,
+    which refuses the request as too large.
+    """
+
+    def __init__(self, app: Any, body_limit: int | None = None) -> None:
         self.app = app
+        self.body_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE if body_limit is None else body_limit
         self._gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope.get("method") == "POST" and scope.get("path") == "/v2/tasks":
+            received = await self._receive_body(receive)
             async with self._gate():
-                await self.app(scope, receive, send)
+                await self.app(scope, _replaying(received, receive), send)
         else:
             await self.app(scope, receive, send)
+
+    async def _receive_body(self, receive: Any) -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        size = 0
+        while size <= (self.body_limit or 0):
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break  # the whole body, or the client went away
+            size += len(message.get("body", b""))
+        return received
 
     def _gate(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -116,6 +137,19 @@ class AdmissionGate:
         if gate is None:
             gate = self._gates[loop] = asyncio.Semaphore(ADMISSIONS_AT_ONCE)
         return gate
+
+
+def _replaying(received: list[dict[str, Any]], receive: Any) -> Any:
+    """A `receive` that gives the messages already received first, then the client's."""
+    pending = list(received)
+
+    async def replay() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        message: dict[str, Any] = await receive()
+        return message
+
+    return replay
 
 
 django_asgi_app: Any = Handler(one_thread=ONE_DB_THREAD)
