@@ -103,8 +103,8 @@ class AdmissionGate:
     A request's body is received before it waits at the gate: a client
     sending its body slowly (or never finishing it) must not hold a place,
     or two such clients would stop every admission of the process. At most
-    `body_limit` bytes are held here; past that, the rest is left to the app,
-    which refuses the request as too large.
+    `body_limit` bytes are held here; a longer body goes to the app without
+    the gate, and the app refuses it as too large.
     """
 
     def __init__(self, app: Any, body_limit: int | None = None) -> None:
@@ -114,22 +114,28 @@ class AdmissionGate:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope.get("method") == "POST" and scope.get("path") == "/v2/tasks":
-            received = await self._receive_body(receive)
+            received, whole = await self._receive_body(receive)
+            if not whole:
+                # Over the size limit: the app refuses it (413) without taking a place, whatever
+                # the pace of the rest of the body.
+                await self.app(scope, _replaying(received, receive), send)
+                return
             async with self._gate():
                 await self.app(scope, _replaying(received, receive), send)
         else:
             await self.app(scope, receive, send)
 
-    async def _receive_body(self, receive: Any) -> list[dict[str, Any]]:
+    async def _receive_body(self, receive: Any) -> tuple[list[dict[str, Any]], bool]:
+        """The messages of the body, and whether that is all of it (False: over the limit)."""
         received: list[dict[str, Any]] = []
         size = 0
         while size <= (self.body_limit or 0):
             message = await receive()
             received.append(message)
             if message["type"] != "http.request" or not message.get("more_body", False):
-                break  # the whole body, or the client went away
+                return received, True  # the whole body, or the client went away
             size += len(message.get("body", b""))
-        return received
+        return received, False
 
     def _gate(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

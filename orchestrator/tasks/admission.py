@@ -128,7 +128,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
             _announce(lifecycle.announce_dropped, victim, prediction)
         # After the announcement, so that `started` stays frame 0.
         if dispatcher is not None and claim is not None:
-            dispatcher.start_threadsafe(claim)
+            _start_or_requeue(dispatcher, claim)
         else:
             notify.wake_dispatchers()
 
@@ -158,6 +158,20 @@ def _announce(announcement: Callable[..., None], task: Task, *args: Any) -> None
         announcement(task, *args)
     except Exception:
         logger.exception("task.announce_failed", extra={"task_id": task.id})
+
+
+def _start_or_requeue(dispatcher: Dispatcher, claim: claims.Claim) -> None:
+    """Hand the claim to this process's dispatcher; if its loop has just closed, queue the task again."""
+    try:
+        dispatcher.start_threadsafe(claim)
+    except RuntimeError:  # the loop closed between the lease and now (shutdown)
+        logger.warning("task.fast_path_requeued", extra={"task_id": claim.task_id})
+        requeued = Task.objects.filter(
+            id=claim.task_id, state=TaskState.DISPATCHED, owner=dispatcher.owner, started_at__isnull=True
+        ).update(state=TaskState.QUEUED, pool_id="", node_id="", owner="")
+        if requeued:
+            lifecycle.release_lease(claim.pool_id)
+        notify.wake_dispatchers()
 
 
 def _lease_now(

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from orchestrator import metrics
 from orchestrator.budgets import ledger
@@ -208,7 +208,9 @@ def _place_and_lease(task: Task, snapshot: dict[str, PoolView], session_pool: st
     if decision.outcome != Outcome.PLACED or decision.pool_id is None:
         return None
     pool_id = decision.pool_id
-    leased = Pool.objects.filter(id=pool_id, active_leases__lt=F("slots_total")).update(
+    # Still serving, as placement saw it: admission's snapshot is read before its lock.
+    serving = Q(ready=True, draining=False, desired_draining=False)
+    leased = Pool.objects.filter(serving, id=pool_id, active_leases__lt=F("slots_total")).update(
         active_leases=F("active_leases") + 1
     )
     if not leased:

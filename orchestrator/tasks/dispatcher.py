@@ -44,6 +44,9 @@ class Dispatcher:
         self.runners: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self.wake = asyncio.Event()
         self.stopping = False
+        # True once this owner's heartbeat row is written, while `run` goes on: only then may
+        # admission lease for it (a run of an owner nobody sees alive would be recovered).
+        self.beating = False
         self.round_robin = 0
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -61,7 +64,7 @@ class Dispatcher:
                 now = loop.time()
                 if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
                     last_heartbeat = now
-                    await self._guard(recovery.aheartbeat(self.owner))
+                    await self._guard(self._beat())
                     await self._guard(recovery.arecover_orphans(self.owner))
                 await self._guard(self._dispatch())
                 if now - last_sweep >= SWEEP_INTERVAL_S:
@@ -71,6 +74,7 @@ class Dispatcher:
                     await asyncio.wait_for(self.wake.wait(), timeout=SWEEP_INTERVAL_S)
                 self.wake.clear()
         finally:
+            self.beating = False
             notify.unregister_local(self.on_message)
             listener.cancel()
 
@@ -80,6 +84,11 @@ class Dispatcher:
         tasks = [task for _, task in self.runners.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
+
+    async def _beat(self) -> None:
+        self.beating = False  # until this heartbeat is written: a failed one may mean others see us dead
+        await recovery.aheartbeat(self.owner)
+        self.beating = True
 
     async def _guard(self, work: Any) -> None:
         try:
@@ -191,6 +200,6 @@ def local_dispatcher() -> Dispatcher | None:
     """A running dispatcher of this process, from any thread; None when none runs."""
     for dispatcher in list(_dispatchers.values()):
         loop = dispatcher.loop
-        if not dispatcher.stopping and loop is not None and loop.is_running() and not loop.is_closed():
+        if dispatcher.beating and not dispatcher.stopping and loop is not None and loop.is_running():
             return dispatcher
     return None

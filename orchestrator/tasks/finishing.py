@@ -72,8 +72,7 @@ def _record_all(claim: Claim, outcome: Outcome, final: str, frames: list[tuple[s
             # The end must be recorded all the same: the task would otherwise stay `running`.
             logger.exception("task.transcript_failed", extra={"task_id": claim.task_id})
             transcript_id = None
-        with transaction.atomic():
-            _record_end(claim, outcome, final, transcript_id)
+        _record_end(claim, outcome, final, transcript_id)
     finally:
         release_lease(claim.pool_id)
 
@@ -123,22 +122,16 @@ def _record_end(claim: Claim, outcome: Outcome, final: str, transcript_id: str |
     if not settings.ORCHD_STORE_PROMPTS:
         fields.update(prompt="", inputs=[])
     live = Q(state__in=ACTIVE_STATES)
-    changed = Task.objects.filter(live, id=claim.task_id).update(state=final, finished_at=now, **fields)
-    if not changed:  # a cancel got there first: keep its state, record what was really produced
-        Task.objects.filter(id=claim.task_id).update(**fields)
-    _spend(claim, outcome)
-    labels = _labels(claim)
-    metrics.tokens_out_total.labels(**labels, replica_id=settings.ORCHD_REPLICA_ID).inc(outcome.tokens_out)
-    if outcome.tokens_in:
-        metrics.tokens_in_total.labels(**labels, replica_id=settings.ORCHD_REPLICA_ID).inc(outcome.tokens_in)
-    if changed:
-        metrics.tasks_completed_total.labels(engine=claim.engine, pool_id=claim.pool_id, outcome=final).inc()
-    if final == TaskState.COMPLETED:
-        metrics.latency_decode_ms.labels(**labels, priority=claim.priority).observe(outcome.decode_ms)
-        if outcome.first_token_ms is not None:
-            record_service_time(
-                claim.model_ref, claim.pool_id, outcome.first_token_ms, outcome.decode_ms, outcome.tokens_out
-            )
+    # The final state and the budget's settlement commit together; nothing below can undo them.
+    with transaction.atomic():
+        changed = Task.objects.filter(live, id=claim.task_id).update(state=final, finished_at=now, **fields)
+        if not changed:  # a cancel got there first: keep its state, record what was really produced
+            Task.objects.filter(id=claim.task_id).update(**fields)
+        _spend(claim, outcome)
+    try:
+        _observe_end(claim, outcome, final, changed)
+    except Exception:  # a lost sample of the service-time averages is not worth failing the end for
+        logger.exception("task.end_metrics_failed", extra={"task_id": claim.task_id})
     logger.info(
         "task.finished",
         extra={
@@ -153,6 +146,22 @@ def _record_end(claim: Claim, outcome: Outcome, final: str, transcript_id: str |
             "decode_ms": outcome.decode_ms,
         },
     )
+
+
+def _observe_end(claim: Claim, outcome: Outcome, final: str, changed: int) -> None:
+    """Metrics and the service-time averages of a recorded end."""
+    labels = _labels(claim)
+    metrics.tokens_out_total.labels(**labels, replica_id=settings.ORCHD_REPLICA_ID).inc(outcome.tokens_out)
+    if outcome.tokens_in:
+        metrics.tokens_in_total.labels(**labels, replica_id=settings.ORCHD_REPLICA_ID).inc(outcome.tokens_in)
+    if changed:
+        metrics.tasks_completed_total.labels(engine=claim.engine, pool_id=claim.pool_id, outcome=final).inc()
+    if final == TaskState.COMPLETED:
+        metrics.latency_decode_ms.labels(**labels, priority=claim.priority).observe(outcome.decode_ms)
+        if outcome.first_token_ms is not None:
+            record_service_time(
+                claim.model_ref, claim.pool_id, outcome.first_token_ms, outcome.decode_ms, outcome.tokens_out
+            )
 
 
 def _spend(claim: Claim, outcome: Outcome) -> None:

@@ -14,11 +14,11 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator.events import get_event_log
+from orchestrator.events import get_sync_event_log
 from orchestrator.tasks.lifecycle import WORKER_RESET_RETRY_MS, error_data, release_lease, settle_unrun, terminate_log
 from orchestrator.tasks.models import ACTIVE_STATES, DispatcherHeartbeat, Task, TaskState
 from pools.models import Pool
@@ -49,7 +49,9 @@ def recover_orphans(owner: str) -> list[str]:
 
 def _recover(task: Task, now: datetime) -> bool:
     same = Q(id=task.id, owner=task.owner, state__in=ACTIVE_STATES)
-    if task.started_at is None:
+    # The first token reaches the log before `started_at` is written (beside the stream): a run
+    # that died in between has streamed, and a re-run would send its tokens a second time.
+    if task.started_at is None and not get_sync_event_log().stats(task.id).tokens:
         changed = Task.objects.filter(same, started_at__isnull=True).update(
             state=TaskState.QUEUED,
             pool_id="",
@@ -69,7 +71,7 @@ def _recover(task: Task, now: datetime) -> bool:
         changed = Task.objects.filter(same).update(state=TaskState.FAILED, error=data, finished_at=now)
         if changed:
             # The row's tokens_out is written only at the end; the log counted what was streamed.
-            streamed = async_to_sync(get_event_log().stats)(task.id).tokens
+            streamed = get_sync_event_log().stats(task.id).tokens
             settle_unrun(task.id, tokens=streamed)
     if changed and task.pool_id:
         release_lease(task.pool_id)

@@ -99,3 +99,20 @@ async def test_other_requests_pass_straight_through():
     await gate({"type": "http", "method": "GET", "path": "/v2/tasks"}, body_of(), nothing)
 
     assert app.bodies == [b"!"]
+
+
+async def test_a_body_over_the_limit_never_holds_a_place():
+    app = App()
+    gate = AdmissionGate(app, body_limit=4)
+    never = asyncio.Event()
+    huge = [asyncio.create_task(gate(POST, body_of(b"12345", finished=never), nothing)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+
+    fast = asyncio.create_task(gate(POST, body_of(b"{}"), nothing))
+    await asyncio.sleep(0.05)
+
+    assert app.inside == 4, "three oversized requests (reading the rest themselves) and the fast one"
+    app.release.set()
+    await fast
+    for request in huge:
+        request.cancel()

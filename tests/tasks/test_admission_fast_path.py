@@ -6,6 +6,7 @@ the live tests run the real one through this path on every first task.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
-from orchestrator.events import get_event_log
-from orchestrator.tasks import admission, finishing, lifecycle, notify
+from orchestrator.events import get_event_log, get_sync_event_log
+from orchestrator.tasks import admission, claims, finishing, lifecycle, notify, recovery
+from orchestrator.tasks import dispatcher as dispatcher_module
 from orchestrator.tasks.claims import Claim
+from orchestrator.tasks.dispatcher import Dispatcher
 from orchestrator.tasks.models import Task, TaskState
 from orchestrator.tasks.runner import Outcome
 from pools.models import Pool
@@ -158,3 +161,79 @@ def test_a_transcript_that_cannot_be_stored_does_not_keep_the_task_running(
     task = Task.objects.get(id=claim.task_id)
     assert (task.state, task.transcript_artifact_id, task.budget_settled) == (TaskState.COMPLETED, "", True)
     assert Pool.objects.get(id="p1").active_leases == 0, "the lease goes back whatever happened"
+
+
+def test_a_pool_drained_after_admission_read_it_is_not_leased(
+    bob, dispatcher, wakes, monkeypatch, django_capture_on_commit_callbacks
+):
+    add_pool("p1", "http://127.0.0.1:9", slots=2)
+    rows = claims.pool_rows()
+    Pool.objects.filter(id="p1").update(desired_draining=True)  # the operator drains it in between
+    monkeypatch.setattr(claims, "pool_rows", lambda: rows)  # what admission read before its lock
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bob.post("/v2/tasks", task_body())
+
+    assert response.status_code == 202
+    assert Task.objects.get(id=response.json()["task_id"]).state == TaskState.QUEUED
+    assert Pool.objects.get(id="p1").active_leases == 0
+    assert dispatcher.started == []
+
+
+def test_a_dead_run_that_had_streamed_is_failed_not_run_again(
+    bob, dispatcher, wakes, django_capture_on_commit_callbacks
+):
+    claim = _leased_claim(bob, dispatcher, django_capture_on_commit_callbacks)
+    # Its first token reached the log; the process died before `started_at` was written.
+    get_sync_event_log().append(claim.task_id, "token", {"t": "Hi", "i": 0})
+
+    assert recovery.recover_orphans("another-process") == [claim.task_id]
+
+    task = Task.objects.get(id=claim.task_id)
+    assert task.state == TaskState.FAILED, "re-running it would send its first tokens twice"
+    assert task.error is not None
+    assert task.error["code"] == "WORKER_RESET"
+    assert Pool.objects.get(id="p1").active_leases == 0
+
+
+def test_a_dead_run_that_had_not_streamed_goes_back_to_the_queue(
+    bob, dispatcher, wakes, django_capture_on_commit_callbacks
+):
+    claim = _leased_claim(bob, dispatcher, django_capture_on_commit_callbacks)
+
+    assert recovery.recover_orphans("another-process") == [claim.task_id]
+
+    assert Task.objects.get(id=claim.task_id).state == TaskState.QUEUED
+    assert Pool.objects.get(id="p1").active_leases == 0
+
+
+def test_a_task_leased_for_a_dispatcher_whose_loop_just_closed_goes_back_to_the_queue(
+    bob, dispatcher, wakes, monkeypatch, django_capture_on_commit_callbacks
+):
+    add_pool("p1", "http://127.0.0.1:9", slots=2)
+
+    def closed(claim: Claim) -> None:
+        raise RuntimeError("Event loop is closed")
+
+    monkeypatch.setattr(dispatcher, "start_threadsafe", closed)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bob.post("/v2/tasks", task_body())
+
+    assert response.status_code == 202, "the task is admitted all the same"
+    task = Task.objects.get(id=response.json()["task_id"])
+    assert (task.state, task.owner, task.pool_id) == (TaskState.QUEUED, "", "")
+    assert Pool.objects.get(id="p1").active_leases == 0
+    assert wakes == [1], "another dispatcher may take it"
+
+
+async def test_admission_leases_only_for_a_dispatcher_others_see_alive(monkeypatch):
+    loop = asyncio.get_running_loop()
+    running = Dispatcher(loop)
+    monkeypatch.setattr(dispatcher_module, "_dispatchers", {id(loop): running})
+
+    assert dispatcher_module.local_dispatcher() is None, "no heartbeat written yet"
+    running.beating = True
+    assert dispatcher_module.local_dispatcher() is running
+    running.stopping = True
+    assert dispatcher_module.local_dispatcher() is None
