@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +77,22 @@ def _llamacpp_token(payload: bytes) -> bool:
     return bool(json.loads(payload).get("content"))
 
 
+async def _read_sse(
+    stream: Stream,
+    session: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None,
+    is_token: Callable[[bytes], bool],
+) -> None:
+    """POST a streamed generation and time each `data:` line that carries content."""
+    async with session.post(url, json=body, headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.content:
+            if line.startswith(b"data:") and is_token(line[5:]):
+                stream.token(time.perf_counter())
+
+
 class _Arm:
     live: Live
 
@@ -111,11 +128,7 @@ class Direct(_Arm):
         # llama-server (cpp-httplib) closes a keep-alive connection after a few requests, and a
         # reused socket it just closed fails the request: give it a fresh connection each time.
         headers = {"Connection": "close"} if self.protocol == "llamacpp" else None
-        async with session.post(self.url + path, json=body, headers=headers) as response:
-            response.raise_for_status()
-            async for line in response.content:
-                if line.startswith(b"data:") and is_token(line[5:]):
-                    stream.token(time.perf_counter())
+        await _read_sse(stream, session, self.url + path, body, headers, is_token)
 
 
 @dataclass
@@ -131,11 +144,7 @@ class LiteLLM(_Arm):
     async def _read(self, stream: Stream, session: aiohttp.ClientSession, max_tokens: int, index: int) -> None:
         body = {"model": self.model, "prompt": PROMPT, "max_tokens": max_tokens, "stream": True}
         headers = {"Authorization": f"Bearer {self.key}"}
-        async with session.post(self.url + "/v1/completions", json=body, headers=headers) as response:
-            response.raise_for_status()
-            async for line in response.content:
-                if line.startswith(b"data:") and _openai_token(line[5:]):
-                    stream.token(time.perf_counter())
+        await _read_sse(stream, session, self.url + "/v1/completions", body, headers, _openai_token)
 
 
 @dataclass
