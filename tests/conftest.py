@@ -77,6 +77,15 @@ def _isolated_redis_keys() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_event_log() -> None:
+    """Each test starts with an empty in-process event log: test task ids repeat between tests,
+    and a terminal frame left by an earlier test would make a new task's cancel a no-op."""
+    from orchestrator.events import reset_event_log_for_tests
+
+    reset_event_log_for_tests()
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -28,6 +28,7 @@ from orchestrator.artifacts.documents import (
     looks_like_digest,
 )
 from orchestrator.artifacts.models import Artifact, ArtifactKind, ArtifactTag
+from orchestrator.sql import Select, all_fields, insert, insert_values
 
 __all__ = [
     "ArtifactDocument",
@@ -93,7 +94,7 @@ def _insert(digest: str, document: ArtifactDocument) -> StoredArtifact:
     content_name, wrote_file = ("", False) if inline else _write_content(digest, content_bytes)
     try:
         with transaction.atomic():
-            artifact = Artifact.objects.create(
+            artifact = Artifact(
                 id=digest,
                 kind=document["kind"],
                 tags=document["tags"],
@@ -103,7 +104,8 @@ def _insert(digest: str, document: ArtifactDocument) -> StoredArtifact:
                 content_name=content_name,
                 size_bytes=len(content_bytes),
             )
-            ArtifactTag.objects.bulk_create(ArtifactTag(artifact=artifact, tag=tag) for tag in set(document["tags"]))
+            insert(artifact)
+            insert_values(ArtifactTag, ("artifact", "tag"), [(digest, tag) for tag in sorted(set(document["tags"]))])
     except IntegrityError:
         # Another request stored the same document between our lookup and our
         # insert: theirs is the row, and a file we wrote under a second name is
@@ -135,7 +137,11 @@ def find_artifact(artifact_id: str) -> Artifact | None:
     """The artifact with this id, or None (malformed ids never reach the database)."""
     if not looks_like_digest(artifact_id):
         return None
-    return Artifact.objects.filter(pk=artifact_id).first()
+    return _ARTIFACT.first(artifact_id)
+
+
+# Every task's end looks its transcript up: SQL written once (orchestrator.sql).
+_ARTIFACT = Select(Artifact, all_fields(Artifact), '"id" = %s')
 
 
 def load_document(artifact: Artifact) -> ArtifactDocument:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-
-from django.db.models import F
+from typing import Any
 
 from orchestrator.auth.models import ApiToken
 from orchestrator.sessions.models import Session
+from orchestrator.sql import Select, db_value, numeric, update
 from orchestrator.tasks.models import Task
 
 logger = logging.getLogger("orchestrator.budgets")
@@ -95,16 +95,38 @@ def combine(a: Remaining, b: Remaining) -> Remaining:
     )
 
 
+# What the budgets read, on every admission, attach and end: SQL written once (orchestrator.sql).
+_SESSION_FIELDS = (
+    "id",
+    "tokens_budget",
+    "time_budget_ms",
+    "cost_budget",
+    "tokens_spent",
+    "time_spent_ms",
+    "cost_spent",
+    "tokens_reserved",
+    "cost_reserved",
+)
+_TOKEN_FIELDS = ("id", "tokens_budget", "cost_budget", "tokens_spent", "cost_spent", "tokens_reserved", "cost_reserved")
+_SESSION = Select(Session, _SESSION_FIELDS, '"id" = %s')
+_TOKEN = Select(ApiToken, _TOKEN_FIELDS, '"id" = %s')
+_SESSION_LOCKED = Select(Session, _SESSION_FIELDS, '"id" = %s', for_update=True)
+_TOKEN_LOCKED = Select(ApiToken, _TOKEN_FIELDS, '"id" = %s', for_update=True)
+_SETTLING = Select(
+    Task, ("id", "session_id", "token_id", "reserved_tokens", "reserved_cost", "session_started_at"), '"id" = %s'
+)
+
+
 def remaining_for(session_id: str, token_id: int | None) -> Remaining:
-    session = Session.objects.filter(id=session_id).first()
-    token = ApiToken.objects.filter(pk=token_id).first() if token_id is not None else None
+    session = _SESSION.first(session_id)
+    token = _TOKEN.first(token_id) if token_id is not None else None
     return combine(_session_left(session), _token_left(token))
 
 
 def reserve(session_id: str, token_id: int | None, max_tokens: int, price_per_token: Decimal) -> Grant:
     """Clamp `max_tokens` to what the budgets leave and hold it (call inside a transaction)."""
-    session = Session.objects.select_for_update().filter(id=session_id).first()
-    token = ApiToken.objects.select_for_update().filter(pk=token_id).first() if token_id is not None else None
+    session = _SESSION_LOCKED.first(session_id)
+    token = _TOKEN_LOCKED.first(token_id) if token_id is not None else None
     session_left, token_left = _session_left(session), _token_left(token)
     _refuse_exhausted(session_left, "session")
     _refuse_exhausted(token_left, "API token")
@@ -115,14 +137,11 @@ def reserve(session_id: str, token_id: int | None, max_tokens: int, price_per_to
     if allowed <= 0:
         raise BudgetExceeded("budget.cost", "The remaining cost budget cannot pay for a single token.")
     cost = price_per_token * allowed
+    held = f'"tokens_reserved" = "tokens_reserved" + %s, "cost_reserved" = "cost_reserved" + {numeric()}'
     if session is not None:
-        Session.objects.filter(pk=session.pk).update(
-            tokens_reserved=F("tokens_reserved") + allowed, cost_reserved=F("cost_reserved") + cost
-        )
+        update(Session, held, '"id" = %s', [allowed, _cost(Session, cost), session.pk])
     if token is not None:
-        ApiToken.objects.filter(pk=token.pk).update(
-            tokens_reserved=F("tokens_reserved") + allowed, cost_reserved=F("cost_reserved") + cost
-        )
+        update(ApiToken, held, '"id" = %s', [allowed, _cost(ApiToken, cost), token.pk])
     after = Remaining(
         tokens=None if left.tokens is None else left.tokens - allowed,
         time_ms=left.time_ms,
@@ -142,32 +161,36 @@ def _refuse_exhausted(left: Remaining, whose: str) -> None:
 
 def settle(task_id: str, tokens: int, decode_ms: int, price_per_token: Decimal) -> bool:
     """Turn the task's reservation into spend; True only for the one call that does it."""
-    if not Task.objects.filter(id=task_id, budget_settled=False).update(budget_settled=True):
+    if not update(Task, '"budget_settled" = %s', '"id" = %s AND "budget_settled" = %s', [True, task_id, False]):
         return False
-    task = Task.objects.only("session_id", "token_id", "reserved_tokens", "reserved_cost", "session_started_at").get(
-        id=task_id
-    )
+    task = _SETTLING.first(task_id)
+    if task is None:  # deleted in between: nothing left to settle against
+        return True
     cost = price_per_token * tokens
+    spent = (
+        '"tokens_spent" = "tokens_spent" + %s, '
+        f'"cost_spent" = "cost_spent" + {numeric()}, '
+        '"tokens_reserved" = "tokens_reserved" - %s, '
+        f'"cost_reserved" = "cost_reserved" - {numeric()}'
+    )
     # Only the session row the task was admitted under: a session deleted (or
     # expired and restarted) since then starts fresh and owes nothing for it.
     # The token is charged either way (SPEC §4: DELETE is allowed mid-task).
-    same_session = {"created_at": task.session_started_at} if task.session_started_at else {}
-    Session.objects.filter(id=task.session_id, **same_session).update(
-        tokens_spent=F("tokens_spent") + tokens,
-        time_spent_ms=F("time_spent_ms") + decode_ms,
-        cost_spent=F("cost_spent") + cost,
-        tokens_reserved=F("tokens_reserved") - task.reserved_tokens,
-        cost_reserved=F("cost_reserved") - task.reserved_cost,
-    )
+    where, params = '"id" = %s', [task.session_id]
+    if task.session_started_at:
+        where += ' AND "created_at" = %s'
+        params.append(db_value(Session, "created_at", task.session_started_at))
+    session_spend = [tokens, _cost(Session, cost), task.reserved_tokens, _cost(Session, task.reserved_cost)]
+    update(Session, '"time_spent_ms" = "time_spent_ms" + %s, ' + spent, where, [decode_ms, *session_spend, *params])
     if task.token_id is not None:
-        ApiToken.objects.filter(pk=task.token_id).update(
-            tokens_spent=F("tokens_spent") + tokens,
-            cost_spent=F("cost_spent") + cost,
-            tokens_reserved=F("tokens_reserved") - task.reserved_tokens,
-            cost_reserved=F("cost_reserved") - task.reserved_cost,
-        )
+        token_spend = [tokens, _cost(ApiToken, cost), task.reserved_tokens, _cost(ApiToken, task.reserved_cost)]
+        update(ApiToken, spent, '"id" = %s', [*token_spend, task.token_id])
     logger.info("budget.settled", extra={"task_id": task_id, "tokens_out": tokens, "decode_ms": decode_ms})
     return True
+
+
+def _cost(model: type[Session] | type[ApiToken], value: Decimal) -> Any:
+    return db_value(model, "cost_reserved", value)
 
 
 def price_per_token(model_ref: str) -> Decimal:

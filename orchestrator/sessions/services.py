@@ -14,10 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Greatest
+from django.db.models import F
 
 from orchestrator.sessions.models import Session
+from orchestrator.sql import Select, all_fields, db_value, greatest, update
 
 logger = logging.getLogger("orchestrator.sessions")
 
@@ -65,11 +65,11 @@ def open_session_turn(session_id: str, now: datetime, *, max_turns: int | None =
     expires_at = now + session_ttl()
     for _ in range(OPEN_ATTEMPTS):
         if _renew(session_id, now, expires_at, limit):
-            session = Session.objects.filter(pk=session_id).first()
+            session = _SESSION.first(session_id)
         elif limit and Session.objects.live(now).filter(pk=session_id, turns__gte=limit).exists():
             raise TurnLimitReached(session_id, limit)
         elif _restart_expired(session_id, now, expires_at) or _create(session_id, now, expires_at):
-            session = Session.objects.filter(pk=session_id).first()
+            session = _SESSION.first(session_id)
         else:
             continue
         # None only if the session was deleted in between; then go round again.
@@ -78,12 +78,19 @@ def open_session_turn(session_id: str, now: datetime, *, max_turns: int | None =
     raise RuntimeError(f"Could not open a turn of session {session_id} after {OPEN_ATTEMPTS} attempts.")
 
 
+# Statements of every admission, written once as SQL (orchestrator.sql).
+_SESSION = Select(Session, all_fields(Session), '"id" = %s')
+
+
 def _renew(session_id: str, now: datetime, expires_at: datetime, limit: int) -> bool:
-    live = Session.objects.live(now).filter(pk=session_id)
+    # The larger expiry: a process whose clock lags another's must not shorten the TTL it renews.
+    assignments = '"turns" = "turns" + 1, "expires_at" = ' + greatest('"expires_at"', "%s")
+    where = '"id" = %s AND "expires_at" > %s'
+    params = [db_value(Session, "expires_at", expires_at), session_id, db_value(Session, "expires_at", now)]
     if limit:
-        live = live.filter(turns__lt=limit)
-    # Greatest: a process whose clock lags another's must not shorten the TTL it renews.
-    return live.update(turns=F("turns") + 1, expires_at=Greatest(F("expires_at"), Value(expires_at))) == 1
+        where += ' AND "turns" < %s'
+        params.append(limit)
+    return update(Session, assignments, where, params) == 1
 
 
 def _fresh_fields(now: datetime, expires_at: datetime) -> dict[str, Any]:
@@ -142,17 +149,14 @@ def record_session_spend(session_id: str, tokens: int, decode_ms: int, cost: Dec
 
 def record_session_placement(session_id: str, pool_id: str) -> bool:
     """The session's task was placed on `pool_id`; the KV cache is cold anywhere else."""
-    updated = Session.objects.filter(pk=session_id).update(
-        last_pool_id=pool_id,
-        # Evaluated against the row before the update: warmth survives only a same-pool placement.
-        kv_warmth=Case(When(last_pool_id=pool_id, then=F("kv_warmth")), default=Value(False)),
-    )
-    return updated == 1
+    # The CASE reads the row before the update: warmth survives only a same-pool placement.
+    assignments = '"last_pool_id" = %s, "kv_warmth" = CASE WHEN "last_pool_id" = %s THEN "kv_warmth" ELSE %s END'
+    return update(Session, assignments, '"id" = %s', [pool_id, pool_id, False, session_id]) == 1
 
 
 def mark_session_warm(session_id: str, pool_id: str) -> bool:
     """First token on `pool_id`: warm, unless the session has moved on to another pool since."""
-    return Session.objects.filter(pk=session_id, last_pool_id=pool_id).update(kv_warmth=True) == 1
+    return update(Session, '"kv_warmth" = %s', '"id" = %s AND "last_pool_id" = %s', [True, session_id, pool_id]) == 1
 
 
 def update_session_budgets(

@@ -28,6 +28,7 @@ from orchestrator.auth.services import Principal
 from orchestrator.budgets import ledger, ratelimit
 from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import TurnLimitReached, open_session_turn
+from orchestrator.sql import Select, all_fields, count, insert
 from orchestrator.tasks import claims, lifecycle, notify
 from orchestrator.tasks.dispatcher import Dispatcher, local_dispatcher
 from orchestrator.tasks.models import PRIORITY_RANK, Task, TaskState
@@ -43,8 +44,10 @@ logger = logging.getLogger("orchestrator.admission")
 CAPACITY_LOCK_KEY = 0x6F726368  # "orch"
 # Above this share of capacity in use, answers carry a non-zero backoff_ms.
 SATURATION = 0.8
-# What an idempotent retry reads back.
-REPLAY_FIELDS = ("id", "request_digest", "admission_answer", "session_id", "token_id")
+# The statements of every admission, written once as SQL (orchestrator.sql).
+_REPLAY = Select(Task, ("id", "request_digest", "admission_answer", "session_id", "token_id"), '"id" = %s')
+_CATALOGUED = Select(CatalogModel, all_fields(CatalogModel), '"id" = %s')
+_RATE_LIMIT = Select(ApiToken, ("id", "requests_per_minute"), '"id" = %s')
 
 
 @dataclass
@@ -77,11 +80,9 @@ def admit_task(request: TaskRequest, principal: Principal, now: datetime) -> Adm
 
 
 def _idempotent_replay(request: TaskRequest) -> Admission | None:
-    # Only what a replay needs, and no ORDER BY (`first()` would add one): this runs for every admission.
-    found = list(Task.objects.filter(id=request.task_id).only(*REPLAY_FIELDS)[:1])
-    if not found:
+    task = _REPLAY.first(request.task_id)
+    if task is None:
         return None
-    task = found[0]
     if task.request_digest != request.digest():
         raise conflict(f"Task '{request.task_id}' exists with a different body.")
     headers = ledger.remaining_for(task.session_id, task.token_id).headers()
@@ -100,7 +101,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
         grant = _reserve_budget(request, principal, price)
         rate = _count_rate(request, principal, now)
         try:
-            queued = Task.objects.queued().count()
+            queued = count(Task, '"state" = %s', [TaskState.QUEUED])
             position = (
                 queued_ahead(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now) if queued else 0
             )
@@ -111,7 +112,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
             task = _new_task(request, principal, now, position, prediction, serving, grant, load, session.created_at)
             # Nothing else waits: dispatch it now, in this transaction, rather than wake a dispatcher.
             dispatcher, pool_id = _lease_now(task, now, rows, session) if not queued else (None, None)
-            task.save(force_insert=True)
+            insert(task)
             claim = claims.claim_of_new_task(task, rows[pool_id], _budget_left(grant), price) if pool_id else None
         except Exception:
             if rate is not None and principal.token_id is not None:
@@ -205,7 +206,8 @@ def _reserve_budget(request: TaskRequest, principal: Principal, price: Decimal) 
 def _count_rate(request: TaskRequest, principal: Principal, now: datetime) -> ratelimit.RateDecision | None:
     if principal.token_id is None:
         return None
-    limit = ApiToken.objects.filter(pk=principal.token_id).values_list("requests_per_minute", flat=True).first()
+    token = _RATE_LIMIT.first(principal.token_id)
+    limit = token.requests_per_minute if token is not None else None
     if not limit:
         return None
     decision = ratelimit.consume(principal.token_id, limit, now)
@@ -235,7 +237,7 @@ def _check_limits(request: TaskRequest, pools: list[PoolView]) -> None:
 
 def _check_catalog(request: TaskRequest) -> Decimal:
     """Refuse a retired or untrusted model; the price per token (as `ledger.price_per_token`)."""
-    model = CatalogModel.objects.filter(id=request.model_ref).first()
+    model = _CATALOGUED.first(request.model_ref)
     if model is None:
         return Decimal(0)  # served but not catalogued: nothing to enforce
     if model.state == "Retired":

@@ -19,13 +19,15 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
+from nodes.models import Node
 from orchestrator import metrics
 from orchestrator.budgets import ledger
 from orchestrator.budgets.ledger import Remaining
 from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import record_session_placement
+from orchestrator.sql import Select, update
 from orchestrator.tasks.models import Task, TaskState
 from orchestrator.tasks.queue import placement_of, placement_request, pool_views
 from pools.models import Pool
@@ -35,6 +37,8 @@ logger = logging.getLogger("orchestrator.dispatch")
 
 # How many queued tasks one pass looks at; the rest wait for the next pass.
 SCAN_LIMIT = 500
+# Whether anything is queued: every pass asks (SQL written once, orchestrator.sql).
+_QUEUED = Select(Task, ("id",), '"state" = %s')
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class Claim:
 
 def claim_tasks(owner: str, now: datetime, round_robin_offset: int = 0) -> list[Claim]:
     # Most passes find nothing to do: look before taking SQLite's write lock (BEGIN IMMEDIATE).
-    if not Task.objects.queued().exists():
+    if not _QUEUED.first(TaskState.QUEUED):
         return []
     with transaction.atomic():
         rows = pool_rows()
@@ -117,8 +121,7 @@ def claim_of_new_task(task: Task, pool: Pool, budget_left: Remaining, price: Dec
 # reports, reload and purge state, which cost more to load than all the rest.
 POOL_FIELDS = (
     "id",
-    "node_id",
-    "node__status",
+    "node",
     "engine",
     "engine_url",
     "engine_version",
@@ -134,9 +137,22 @@ POOL_FIELDS = (
 )
 
 
+_POOLS = Select(Pool, POOL_FIELDS, "1 = 1", limit=None)
+_NODE_STATUSES = Select(Node, ("id", "status"), "1 = 1", limit=None)
+
+
 def pool_rows() -> dict[str, Pool]:
-    """Every pool with its node, by id: what placement and the claims read."""
-    return {pool.id: pool for pool in Pool.objects.select_related("node").only(*POOL_FIELDS)}
+    """Every pool with its node (id and status only), by id: what placement and the claims read."""
+    pools = _POOLS.all()
+    nodes = {node.id: node for node in _NODE_STATUSES.all()}
+    rows = {}
+    for pool in pools:
+        node = nodes.get(pool.node_id)
+        if node is None:  # registered between the two reads: seen on the next pass
+            continue
+        Pool.node.field.set_cached_value(pool, node)
+        rows[pool.id] = pool
+    return rows
 
 
 def _session_pools(session_ids: set[str]) -> dict[str, str]:
@@ -209,10 +225,9 @@ def _place_and_lease(task: Task, snapshot: dict[str, PoolView], session_pool: st
         return None
     pool_id = decision.pool_id
     # Still serving, as placement saw it: admission's snapshot is read before its lock.
-    serving = Q(ready=True, draining=False, desired_draining=False)
-    leased = Pool.objects.filter(serving, id=pool_id, active_leases__lt=F("slots_total")).update(
-        active_leases=F("active_leases") + 1
-    )
+    serving = '"ready" = %s AND "draining" = %s AND "desired_draining" = %s'
+    where = f'"id" = %s AND "active_leases" < "slots_total" AND {serving}'
+    leased = update(Pool, '"active_leases" = "active_leases" + 1', where, [pool_id, True, False, False])
     if not leased:
         snapshot[pool_id] = replace(snapshot[pool_id], active_leases=snapshot[pool_id].slots_total)
         return None

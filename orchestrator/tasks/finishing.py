@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from orchestrator import metrics
 from orchestrator.budgets import ledger
 from orchestrator.events.base import EventLog
 from orchestrator.sessions.services import mark_session_warm
+from orchestrator.sql import db_value, update
 from orchestrator.tasks import notify
 from orchestrator.tasks.claims import Claim
 from orchestrator.tasks.lifecycle import release_lease
@@ -35,8 +35,9 @@ def _labels(claim: Claim) -> dict[str, str]:
 
 @sync_to_async
 def first_token(claim: Claim, first_token_ms: float) -> None:
-    now = timezone.now()
-    Task.objects.filter(id=claim.task_id, state=TaskState.DISPATCHED).update(state=TaskState.RUNNING, started_at=now)
+    started = db_value(Task, "started_at", timezone.now())
+    params = [TaskState.RUNNING, started, claim.task_id, TaskState.DISPATCHED]
+    update(Task, '"state" = %s, "started_at" = %s', '"id" = %s AND "state" = %s', params)
     mark_session_warm(claim.session_id, claim.pool_id)
     metrics.tasks_started_total.labels(
         **_labels(claim), replica_id=settings.ORCHD_REPLICA_ID, priority=claim.priority
@@ -121,12 +122,17 @@ def _record_end(claim: Claim, outcome: Outcome, final: str, transcript_id: str |
         fields["transcript_artifact_id"] = transcript_id
     if not settings.ORCHD_STORE_PROMPTS:
         fields.update(prompt="", inputs=[])
-    live = Q(state__in=ACTIVE_STATES)
+    names = list(fields)
+    values = [db_value(Task, name, fields[name]) for name in names]
+    recorded = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in names)
+    live = ", ".join(["%s"] * len(ACTIVE_STATES))
     # The final state and the budget's settlement commit together; nothing below can undo them.
     with transaction.atomic():
-        changed = Task.objects.filter(live, id=claim.task_id).update(state=final, finished_at=now, **fields)
+        ended = f'"state" = %s, "finished_at" = %s, {recorded}'
+        state_params = [final, db_value(Task, "finished_at", now), *values, claim.task_id, *ACTIVE_STATES]
+        changed = update(Task, ended, f'"id" = %s AND "state" IN ({live})', state_params)
         if not changed:  # a cancel got there first: keep its state, record what was really produced
-            Task.objects.filter(id=claim.task_id).update(**fields)
+            update(Task, recorded, '"id" = %s', [*values, claim.task_id])
         _spend(claim, outcome)
     try:
         _observe_end(claim, outcome, final, changed)

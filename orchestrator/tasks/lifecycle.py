@@ -14,11 +14,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import F
 from django.utils import timezone
 
 from orchestrator import metrics
 from orchestrator.events import get_sync_event_log
+from orchestrator.sql import update
 from orchestrator.tasks.models import ACTIVE_STATES, Task, TaskState
 from orchestrator.tasks.queue import Prediction, on_time_probability
 from pools.models import Pool
@@ -181,7 +181,7 @@ def _erase_inputs(task_id: str) -> None:
 
 def release_lease(pool_id: str) -> None:
     """Give back one slot of `pool_id` (never below zero)."""
-    Pool.objects.filter(id=pool_id, active_leases__gt=0).update(active_leases=F("active_leases") - 1)
+    update(Pool, '"active_leases" = "active_leases" - 1', '"id" = %s AND "active_leases" > 0', [pool_id])
 
 
 acancel_task = sync_to_async(cancel_task)

@@ -7,15 +7,17 @@ a guess, and admission never refuses a deadline on a guess (SPEC §3.1).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
 from django.utils import timezone
 
-from orchestrator.tasks.models import Task
+from orchestrator.sql import Select, count, db_value, update
+from orchestrator.tasks.models import ServiceTime, Task, TaskState
 from orchestrator.tasks.requests import Placement
 from pools.models import Pool
 from pools.placement import Mode, PlacementRequest, PoolView
@@ -92,10 +94,13 @@ def placement_of(task: Task) -> Placement:
 
 def queued_ahead(model_ref: str, engine: str, rank: int, created_at: datetime, task_id: str | None = None) -> int:
     """Queued tasks for the same (model, engine) that will be dispatched before this one."""
-    earlier = Q(priority_rank__lt=rank) | Q(priority_rank=rank, created_at__lt=created_at)
+    at = db_value(Task, "created_at", created_at)
+    earlier = '"priority_rank" < %s OR ("priority_rank" = %s AND "created_at" < %s)'
+    params: list[Any] = [TaskState.QUEUED, model_ref, engine, rank, rank, at]
     if task_id is not None:
-        earlier |= Q(priority_rank=rank, created_at=created_at, id__lt=task_id)
-    return Task.objects.queued().filter(earlier, model_ref=model_ref, engine=engine).count()
+        earlier += ' OR ("priority_rank" = %s AND "created_at" = %s AND "id" < %s)'
+        params += [rank, at, task_id]
+    return count(Task, f'"state" = %s AND "model_ref" = %s AND "engine" = %s AND ({earlier})', params)
 
 
 def predict_start(position: int, model_ref: str, pools: list[PoolView]) -> Prediction:
@@ -112,14 +117,19 @@ def predict_start(position: int, model_ref: str, pools: list[PoolView]) -> Predi
 
 
 def _service_ms(model_ref: str, pool_ids: list[str]) -> tuple[float, bool]:
-    from orchestrator.tasks.models import ServiceTime
-
-    totals = list(
-        ServiceTime.objects.filter(model_ref=model_ref, pool_id__in=pool_ids).values_list("total_ms", flat=True)
-    )
+    if not pool_ids:
+        return UNOBSERVED_SERVICE_MS, False
+    totals = [row.total_ms for row in _service_times(len(pool_ids)).all(model_ref, *pool_ids)]
     if not totals:
         return UNOBSERVED_SERVICE_MS, False
     return sum(totals) / len(totals), True
+
+
+@functools.cache
+def _service_times(pools: int) -> Select[ServiceTime]:
+    """The averages of a model on `pools` pools (one statement per number of pools, written once)."""
+    placeholders = ", ".join(["%s"] * pools)
+    return Select(ServiceTime, ("id", "total_ms"), f'"model_ref" = %s AND "pool_id" IN ({placeholders})', limit=None)
 
 
 def on_time_probability(predicted_start_ms: int, remaining_ms: int, service_ms: float) -> float:
@@ -135,20 +145,24 @@ def on_time_probability(predicted_start_ms: int, remaining_ms: int, service_ms: 
 
 def record_service_time(model_ref: str, pool_id: str, first_token_ms: float, decode_ms: float, tokens: int) -> None:
     """Fold one finished task into the (model, pool) averages: one UPDATE, computed by the database."""
-    from orchestrator.tasks.models import ServiceTime
-
     observed = {
         "first_token_ms": first_token_ms,
         "decode_ms_per_token": decode_ms / tokens if tokens else 0.0,
         "total_ms": first_token_ms + decode_ms,
     }
-    # avg += alpha * (new - avg), for each average, atomically: no read-modify-write race to lock against.
-    moved = {name: F(name) + EWMA_ALPHA * (Value(value) - F(name)) for name, value in observed.items()}
-    rows = ServiceTime.objects.filter(model_ref=model_ref, pool_id=pool_id)
-    if rows.update(**moved, samples=F("samples") + 1, updated_at=timezone.now()):
+    if _fold_in(model_ref, pool_id, observed):
         return
     try:
         with transaction.atomic():
             ServiceTime.objects.create(model_ref=model_ref, pool_id=pool_id, samples=1, **observed)
     except IntegrityError:  # another process recorded the first sample in between: fold this one in
-        rows.update(**moved, samples=F("samples") + 1, updated_at=timezone.now())
+        _fold_in(model_ref, pool_id, observed)
+
+
+def _fold_in(model_ref: str, pool_id: str, observed: dict[str, float]) -> bool:
+    """avg += alpha * (new - avg), for each average, atomically: no read-modify-write race to lock against."""
+    moved = ", ".join(f'"{name}" = "{name}" + %s * (%s - "{name}")' for name in observed)
+    params: list[Any] = [value for observed_value in observed.values() for value in (EWMA_ALPHA, observed_value)]
+    params += [db_value(ServiceTime, "updated_at", timezone.now()), model_ref, pool_id]
+    assignments = f'{moved}, "samples" = "samples" + 1, "updated_at" = %s'
+    return update(ServiceTime, assignments, '"model_ref" = %s AND "pool_id" = %s', params) > 0

@@ -52,7 +52,7 @@ def test_it_returns_the_winner_when_a_racing_insert_got_there_first():
 @pytest.mark.django_db
 def test_it_does_not_swallow_integrity_errors_that_are_not_duplicates():
     with (
-        mock.patch.object(Artifact.objects, "create", side_effect=IntegrityError("boom")),
+        mock.patch("orchestrator.artifacts.services.insert", side_effect=IntegrityError("boom")),
         pytest.raises(IntegrityError),
     ):
         store_artifact("logs", {"line": "y"})

@@ -27,6 +27,7 @@ from orchestrator.events import get_event_log
 from orchestrator.events.base import Frame
 from orchestrator.events.sse import KEEPALIVE, format_frame
 from orchestrator.ids import is_valid_id
+from orchestrator.sql import Select
 from orchestrator.tasks.lifecycle import LIVE_STATES
 from orchestrator.tasks.models import Task
 from orchestrator.tasks.replay import stored_frames
@@ -89,11 +90,14 @@ async def _is_staff_watcher(request: HttpRequest) -> bool:
 
 def _task_and_budgets(task_id: str) -> tuple[Task, dict[str, str]] | None:
     """The task and its budget headers, in one trip to a thread."""
-    task = Task.objects.filter(id=task_id).only("id", "state", "transcript_artifact_id", "session_id", "token_id")
-    found = list(task[:1])
-    if not found:
+    task = _ATTACHING.first(task_id)
+    if task is None:
         return None
-    return found[0], remaining_for(found[0].session_id, found[0].token_id).headers()
+    return task, remaining_for(task.session_id, task.token_id).headers()
+
+
+# Every attach reads this: SQL written once (orchestrator.sql).
+_ATTACHING = Select(Task, ("id", "state", "transcript_artifact_id", "session_id", "token_id"), '"id" = %s')
 
 
 def _last_event_id(request: HttpRequest) -> int:

@@ -1,0 +1,177 @@
+"""The task path's statements, written once as SQL: no ORM compilation per call.
+
+Django's ORM builds and compiles every statement anew on each call, which
+costs 0.4–0.5 ms here against 15–70 µs to run it (docs/performance.md,
+"Where the time goes"). A task runs about thirty statements between its
+admission and its end, so those are written out as SQL with this module's
+helpers; everything else keeps the ORM.
+
+The helpers keep the ORM's meaning: values go in through the model field's
+own adaptation (`db_value`, `insert`), rows come out through the same
+converters the ORM applies (`Select`), and both backends (SQLite and
+PostgreSQL) run the same text but for the few spellings `greatest` and
+`numeric` cover. The tests run every statement on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from django.db import connection
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
+
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def greatest(a: str, b: str) -> str:
+    """SQL for the larger of two values (SQLite's two-argument MAX is its GREATEST)."""
+    return f"MAX({a}, {b})" if connection.vendor == "sqlite" else f"GREATEST({a}, {b})"
+
+
+def numeric(placeholder: str = "%s") -> str:
+    """A decimal parameter in arithmetic, cast as the ORM casts it on SQLite (stored as text there)."""
+    return f"CAST({placeholder} AS NUMERIC)" if connection.vendor == "sqlite" else placeholder
+
+
+def all_fields(model: type[Model]) -> tuple[str, ...]:
+    """Every concrete field's name, for a `Select` of whole rows."""
+    return tuple(field.name for field in model._meta.concrete_fields)
+
+
+def concrete_fields(model: type[Model], names: Sequence[str]) -> list[Field[Any, Any]]:
+    """The model's fields of these names, each one a column of its table."""
+    fields = [model._meta.get_field(name) for name in names]
+    for field in fields:
+        if not (isinstance(field, Field) and field.column):
+            raise ValueError(f"{model.__name__}.{field.name} is not a column of its table.")
+    return fields  # type: ignore[return-value]
+
+
+def db_value(model: type[Model], field_name: str, value: Any) -> Any:
+    """`value` as the ORM would send it for this field (datetimes in UTC, JSON encoded, ...)."""
+    return model._meta.get_field(field_name).get_db_prep_save(value, connection)  # type: ignore[union-attr]
+
+
+def execute(sql: str, params: Sequence[Any] = ()) -> int:
+    """Run one statement; the number of rows it changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def update(model: type[Model], assignments: str, where: str, params: Sequence[Any]) -> int:
+    """`UPDATE <model's table> SET <assignments> WHERE <where>`; the number of rows changed."""
+    return execute(f"UPDATE {table(model)} SET {assignments} WHERE {where}", params)  # noqa: S608 - values are parameters
+
+
+def count(model: type[Model], where: str, params: Sequence[Any]) -> int:
+    """`SELECT COUNT(*) FROM <model's table> WHERE <where>`."""
+    return int(scalar(f"SELECT COUNT(*) FROM {table(model)} WHERE {where}", params))  # noqa: S608 - values are parameters
+
+
+def scalar(sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the first row, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def insert(obj: Model) -> None:
+    """INSERT a new row for `obj`: what `save(force_insert=True)` writes, for a model with its own primary key."""
+    meta = obj._meta
+    fields = meta.local_concrete_fields
+    key = (connection.vendor, meta.label)
+    sql = _INSERTS.get(key)
+    if sql is None:
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        sql = f"INSERT INTO {table(type(obj))} ({columns}) VALUES ({placeholders})"  # noqa: S608 - values are parameters
+        _INSERTS[key] = sql
+    values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    execute(sql, values)
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+_INSERTS: dict[tuple[str, str], str] = {}
+
+
+def insert_values(model: type[Model], field_names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """INSERT rows of plain values (already as the database takes them) into some of a model's fields."""
+    if not rows:
+        return
+    fields = concrete_fields(model, field_names)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    values = ", ".join([row] * len(rows))
+    params = [value for one in rows for value in one]
+    execute(f"INSERT INTO {table(model)} ({columns}) VALUES {values}", params)  # noqa: S608 - values are parameters
+
+
+class Select(Generic[M]):
+    """`SELECT <fields> FROM <model's table> WHERE <where>`; rows come back as model instances.
+
+    `where` is SQL with `%s` placeholders, naming columns as they are in the
+    table. Fields not selected are deferred, as with `.only()`: reading one
+    of them later costs a query, so select what the caller reads.
+    `for_update` locks the rows on PostgreSQL (SQLite's writers are
+    serialized anyway).
+    """
+
+    def __init__(
+        self, model: type[M], fields: Sequence[str], where: str, *, limit: int | None = 1, for_update: bool = False
+    ) -> None:
+        self.model = model
+        # In the model's order: `from_db` pairs a partial row with the fields that way.
+        order = {field.name: index for index, field in enumerate(model._meta.concrete_fields)}
+        self.fields = sorted(concrete_fields(model, fields), key=lambda field: order[field.name])
+        self.attnames = [field.attname for field in self.fields]
+        self.where = where
+        self.limit = limit
+        self.for_update = for_update
+        self._compiled: dict[str, tuple[str, list[tuple[Any, list[Converter]]]]] = {}
+
+    def _for_this_connection(self) -> tuple[str, list[tuple[Any, list[Converter]]]]:
+        compiled = self._compiled.get(connection.vendor)
+        if compiled is None:
+            name = table(self.model)
+            columns = ", ".join(f"{name}.{connection.ops.quote_name(field.column)}" for field in self.fields)
+            sql = f"SELECT {columns} FROM {name} WHERE {self.where}"  # noqa: S608 - values are parameters
+            if self.limit is not None:
+                sql += f" LIMIT {int(self.limit)}"
+            if self.for_update and connection.features.has_select_for_update:
+                sql += " FOR UPDATE"
+            converters = []
+            for field in self.fields:
+                column = field.get_col(self.model._meta.db_table)
+                found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+                converters.append((column, found))
+            compiled = (sql, converters)
+            self._compiled[connection.vendor] = compiled
+        return compiled
+
+    def all(self, *params: Any) -> list[M]:
+        sql, converters = self._for_this_connection()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        found = []
+        for row in rows:
+            values = list(row)
+            for index, (column, functions) in enumerate(converters):
+                for function in functions:
+                    values[index] = function(values[index], column, connection)
+            found.append(self.model.from_db(connection.alias, self.attnames, values))
+        return found
+
+    def first(self, *params: Any) -> M | None:
+        found = self.all(*params)
+        return found[0] if found else None

@@ -1,0 +1,151 @@
+"""orchestrator.sql: the hand-written statements read and write exactly what the ORM does (both backends)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from nodes.models import Node
+from orchestrator.artifacts.models import Artifact, ArtifactTag
+from orchestrator.sessions.models import Session
+from orchestrator.sql import Select, all_fields, count, db_value, greatest, insert, insert_values, update
+from orchestrator.tasks.models import Task, TaskState
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now().replace(microsecond=123456)
+
+
+def task(task_id: str, **fields: object) -> Task:
+    values: dict[str, object] = {
+        "id": task_id,
+        "session_id": "s-1",
+        "workload": "completion",
+        "model_ref": "m",
+        "engine": "llamacpp",
+        "ctx": 512,
+        "priority": "interactive",
+        "priority_rank": 0,
+        "max_tokens": 16,
+        "deadline_ms": 1000,
+        "deadline_at": NOW + timedelta(seconds=1),
+        "prompt": "héllo",
+        "inputs": ["a", "b"],
+        "options": {"seed": 7, "placement": {"mode": "auto"}},
+        "request_digest": "d" * 64,
+        "token_id": 3,
+        "admission_answer": {"queue_position": 0, "nested": {"x": [1, None]}},
+        "created_at": NOW,
+        "reserved_cost": Decimal("0.001600"),
+        "error": None,
+    }
+    values.update(fields)
+    return Task(**values)
+
+
+def raw_row(model: type, pk: str) -> dict[str, object]:
+    """The row as the database holds it (no converters), keyed by column, without the key."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {connection.ops.quote_name(model._meta.db_table)} WHERE id = %s", [pk])
+        names = [column[0] for column in cursor.description]
+        values = cursor.fetchone()
+    return {name: value for name, value in zip(names, values, strict=True) if name != "id"}
+
+
+def test_insert_writes_the_same_row_as_the_orm():
+    # given the same task saved by the ORM and inserted by the helper
+    task("t-orm").save(force_insert=True)
+    inserted = task("t-sql")
+    insert(inserted)
+
+    # then the stored rows are identical, down to the datetime text SQLite compares and sorts
+    assert raw_row(Task, "t-sql") == raw_row(Task, "t-orm")
+    # and the instance is marked as saved, like after save()
+    assert inserted._state.adding is False
+    assert model_to_dict(Task.objects.get(id="t-sql"), exclude=["id"]) == model_to_dict(
+        Task.objects.get(id="t-orm"), exclude=["id"]
+    )
+
+
+def test_select_converts_values_as_the_orm_does():
+    # given a row with datetimes, decimals, JSON, booleans and NULLs
+    insert(task("t-1", error={"code": "X"}, budget_settled=True, tokens_in=None))
+
+    found = Select(Task, all_fields(Task), '"id" = %s').first("t-1")
+
+    expected = Task.objects.get(id="t-1")
+    assert found is not None
+    for field in Task._meta.concrete_fields:
+        assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
+    assert found.created_at == NOW and found.created_at.tzinfo is not None
+    assert found.reserved_cost == Decimal("0.001600")
+    assert found.admission_answer["nested"] == {"x": [1, None]}
+    assert found.budget_settled is True
+
+
+def test_select_of_some_fields_defers_the_rest_and_keeps_them_in_order():
+    insert(task("t-1"))
+
+    # fields named out of the model's order still land on the right attributes
+    found = Select(Task, ("state", "id", "created_at"), '"id" = %s').first("t-1")
+
+    assert found is not None
+    assert (found.id, found.state, found.created_at) == ("t-1", TaskState.QUEUED, NOW)
+    assert "prompt" in found.get_deferred_fields()
+
+
+def test_select_all_and_first_and_no_rows():
+    insert(task("t-1"))
+    insert(task("t-2"))
+    everything = Select(Task, ("id",), "1 = 1", limit=None)
+    one = Select(Task, ("id",), '"id" = %s')
+
+    assert sorted(row.id for row in everything.all()) == ["t-1", "t-2"]
+    assert one.first("t-missing") is None
+
+
+def test_select_for_update_locks_only_where_the_database_can():
+    locked = Select(Task, ("id",), '"id" = %s', for_update=True)
+
+    sql, _ = locked._for_this_connection()
+
+    assert sql.endswith("FOR UPDATE") == (connection.vendor == "postgresql")
+
+
+def test_update_and_count_report_rows():
+    insert(task("t-1"))
+    insert(task("t-2", state=TaskState.RUNNING))
+
+    assert count(Task, '"state" = %s', [TaskState.QUEUED]) == 1
+    assert update(Task, '"state" = %s', '"id" = %s AND "state" = %s', [TaskState.CANCELED, "t-1", "queued"]) == 1
+    assert update(Task, '"state" = %s', '"id" = %s AND "state" = %s', [TaskState.CANCELED, "t-1", "queued"]) == 0
+    assert Task.objects.get(id="t-1").state == TaskState.CANCELED
+
+
+@pytest.mark.parametrize(("stored", "offered", "kept"), [(2, 1, 2), (1, 2, 2)])
+def test_greatest_keeps_the_later_datetime(stored, offered, kept):
+    Session.objects.create(id="s-1", created_at=NOW, expires_at=NOW + timedelta(hours=stored))
+
+    later = db_value(Session, "expires_at", NOW + timedelta(hours=offered))
+    update(Session, '"expires_at" = ' + greatest('"expires_at"', "%s"), '"id" = %s', [later, "s-1"])
+
+    assert Session.objects.get(id="s-1").expires_at == NOW + timedelta(hours=kept)
+
+
+def test_insert_values_writes_rows_and_ignores_none():
+    Artifact.objects.create(id="sha256:" + "a" * 64, kind="logs", size_bytes=1)
+
+    insert_values(ArtifactTag, ("artifact", "tag"), [("sha256:" + "a" * 64, "x"), ("sha256:" + "a" * 64, "y")])
+    insert_values(ArtifactTag, ("artifact", "tag"), [])
+
+    assert sorted(ArtifactTag.objects.values_list("tag", flat=True)) == ["x", "y"]
+
+
+def test_a_name_that_is_no_column_is_refused():
+    with pytest.raises(ValueError, match="not a column"):
+        Select(Node, ("id", "pools"), "1 = 1")
