@@ -10,16 +10,20 @@ The helpers keep the ORM's meaning: values go in through the model field's
 own adaptation (`db_value`, `insert`), rows come out through the same
 converters the ORM applies (`Select`), and both backends (SQLite and
 PostgreSQL) run the same text but for the few spellings `greatest` and
-`numeric` cover. The tests run every statement on both.
+`numeric` cover. tests/db/test_sql.py checks the helpers against the ORM
+on both backends; the statements themselves are covered by the tests of the
+features that run them (budgets, sessions, leases, admission).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Field, Model
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
 
@@ -87,6 +91,8 @@ def scalar(sql: str, params: Sequence[Any] = ()) -> Any:
 def insert(obj: Model) -> None:
     """INSERT a new row for `obj`: what `save(force_insert=True)` writes, for a model with its own primary key."""
     meta = obj._meta
+    if meta.auto_field is not None:
+        raise ValueError(f"{meta.label} has a database-generated key: save it with the ORM.")
     fields = meta.local_concrete_fields
     key = (connection.vendor, meta.label)
     sql = _INSERTS.get(key)
@@ -137,11 +143,15 @@ class Select(Generic[M]):
         self.where = where
         self.limit = limit
         self.for_update = for_update
-        self._compiled: dict[str, tuple[str, list[tuple[Any, list[Converter]]]]] = {}
+        self._sql: dict[str, str] = {}
+        # Per connection object: a backend's converters are bound to its connection (its time zone).
+        self._converters: weakref.WeakKeyDictionary[Any, list[tuple[Any, list[Converter]]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _for_this_connection(self) -> tuple[str, list[tuple[Any, list[Converter]]]]:
-        compiled = self._compiled.get(connection.vendor)
-        if compiled is None:
+        sql = self._sql.get(connection.vendor)
+        if sql is None:
             name = table(self.model)
             columns = ", ".join(f"{name}.{connection.ops.quote_name(field.column)}" for field in self.fields)
             sql = f"SELECT {columns} FROM {name} WHERE {self.where}"  # noqa: S608 - values are parameters
@@ -149,16 +159,22 @@ class Select(Generic[M]):
                 sql += f" LIMIT {int(self.limit)}"
             if self.for_update and connection.features.has_select_for_update:
                 sql += " FOR UPDATE"
+            self._sql[connection.vendor] = sql
+        wrapper = connections[connection.alias]
+        converters = self._converters.get(wrapper)
+        if converters is None:
             converters = []
             for field in self.fields:
                 column = field.get_col(self.model._meta.db_table)
-                found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+                found = wrapper.ops.get_db_converters(column) + column.get_db_converters(wrapper)
                 converters.append((column, found))
-            compiled = (sql, converters)
-            self._compiled[connection.vendor] = compiled
-        return compiled
+            self._converters[wrapper] = converters
+        return sql, converters
 
     def all(self, *params: Any) -> list[M]:
+        if self.for_update and not connection.in_atomic_block:
+            # As the ORM's select_for_update(): a lock outside a transaction would be released at once.
+            raise TransactionManagementError("Select(for_update=True) must run inside a transaction.")
         sql, converters = self._for_this_connection()
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

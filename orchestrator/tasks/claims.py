@@ -148,7 +148,7 @@ def pool_rows() -> dict[str, Pool]:
     rows = {}
     for pool in pools:
         node = nodes.get(pool.node_id)
-        if node is None:  # registered between the two reads: seen on the next pass
+        if node is None:  # deleted (with its pools) between the two reads
             continue
         Pool.node.field.set_cached_value(pool, node)
         rows[pool.id] = pool

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.transaction import TransactionManagementError
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -49,22 +50,26 @@ def task(task_id: str, **fields: object) -> Task:
 
 
 def raw_row(model: type, pk: str) -> dict[str, object]:
-    """The row as the database holds it (no converters), keyed by column, without the key."""
+    """The row as the database holds it, every column as text (SQLite compares and sorts that), without the key."""
+    columns = [field.column for field in model._meta.concrete_fields if field.column != "id"]
+    as_text = ", ".join(f"CAST({connection.ops.quote_name(column)} AS TEXT)" for column in columns)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {connection.ops.quote_name(model._meta.db_table)} WHERE id = %s", [pk])
-        names = [column[0] for column in cursor.description]
+        table = connection.ops.quote_name(model._meta.db_table)
+        cursor.execute(f"SELECT {as_text} FROM {table} WHERE id = %s", [pk])  # noqa: S608 - a test's own SQL
         values = cursor.fetchone()
-    return {name: value for name, value in zip(names, values, strict=True) if name != "id"}
+    return dict(zip(columns, values, strict=True))
 
 
-def test_insert_writes_the_same_row_as_the_orm():
+@pytest.mark.parametrize("at", [NOW, NOW.replace(microsecond=0)], ids=["microseconds", "whole-second"])
+def test_insert_writes_the_same_row_as_the_orm(at):
     # given the same task saved by the ORM and inserted by the helper
-    task("t-orm").save(force_insert=True)
-    inserted = task("t-sql")
+    task("t-orm", created_at=at, dispatched_at=at).save(force_insert=True)
+    inserted = task("t-sql", created_at=at, dispatched_at=at)
     insert(inserted)
 
     # then the stored rows are identical, down to the datetime text SQLite compares and sorts
     assert raw_row(Task, "t-sql") == raw_row(Task, "t-orm")
+    assert raw_row(Task, "t-sql")["created_at"] is not None
     # and the instance is marked as saved, like after save()
     assert inserted._state.adding is False
     assert model_to_dict(Task.objects.get(id="t-sql"), exclude=["id"]) == model_to_dict(
@@ -82,7 +87,8 @@ def test_select_converts_values_as_the_orm_does():
     assert found is not None
     for field in Task._meta.concrete_fields:
         assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
-    assert found.created_at == NOW and found.created_at.tzinfo is not None
+    assert found.created_at == NOW
+    assert found.created_at.tzinfo is not None
     assert found.reserved_cost == Decimal("0.001600")
     assert found.admission_answer["nested"] == {"x": [1, None]}
     assert found.budget_settled is True
@@ -137,13 +143,26 @@ def test_greatest_keeps_the_later_datetime(stored, offered, kept):
     assert Session.objects.get(id="s-1").expires_at == NOW + timedelta(hours=kept)
 
 
-def test_insert_values_writes_rows_and_ignores_none():
+def test_insert_values_writes_rows_and_ignores_no_rows():
     Artifact.objects.create(id="sha256:" + "a" * 64, kind="logs", size_bytes=1)
 
     insert_values(ArtifactTag, ("artifact", "tag"), [("sha256:" + "a" * 64, "x"), ("sha256:" + "a" * 64, "y")])
     insert_values(ArtifactTag, ("artifact", "tag"), [])
 
     assert sorted(ArtifactTag.objects.values_list("tag", flat=True)) == ["x", "y"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_select_outside_a_transaction_is_refused():
+    assert not connection.in_atomic_block
+
+    with pytest.raises(TransactionManagementError):
+        Select(Task, ("id",), '"id" = %s', for_update=True).first("t-1")
+
+
+def test_a_model_with_a_generated_key_is_refused():
+    with pytest.raises(ValueError, match="generated key"):
+        insert(ArtifactTag(artifact_id="sha256:" + "a" * 64, tag="x"))
 
 
 def test_a_name_that_is_no_column_is_refused():
