@@ -6,6 +6,7 @@ alike. Used for the per-change numbers in docs/performance.md:
 
     .venv/bin/python -m bench.compare ttft1 /tmp/before /work/main
     .venv/bin/python -m bench.compare relay /tmp/before /work/main --server uvicorn
+    .venv/bin/python -m bench.compare relay /tmp/before /work/main --streams 16 --max-tokens 20
 
 Scenarios: ttft1, ttft50, relay (fake engine, as fast as possible), llama
 (llama-server, 8 slots), admission (closed loop at 50), streams (1,000 held).
@@ -24,6 +25,7 @@ from bench.harness import Engine, Proc, fake_engine, llama_server, orchestrator,
 
 RELAY_STREAMS = 64
 RELAY_TPS = 0.0
+RELAY_TOKENS = 200
 
 
 def _engine(scenario: str, stack: ExitStack) -> tuple[Engine, str, int]:
@@ -52,9 +54,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--streams", type=int, default=64, help="relay: concurrent streams")
     parser.add_argument("--tps", type=float, default=0, help="relay: the engine's tokens/s per stream (0 = unpaced)")
+    parser.add_argument("--max-tokens", type=int, default=200, help="relay: tokens per task (few = per-task costs)")
     args = parser.parse_args()
-    global RELAY_STREAMS, RELAY_TPS  # noqa: PLW0603 - a by-hand tool's knobs
-    RELAY_STREAMS, RELAY_TPS = args.streams, args.tps
+    global RELAY_STREAMS, RELAY_TPS, RELAY_TOKENS  # noqa: PLW0603 - a by-hand tool's knobs
+    RELAY_STREAMS, RELAY_TPS, RELAY_TOKENS = args.streams, args.tps, args.max_tokens
     with ExitStack() as stack:
         engine, kind, slots = _engine(args.scenario, stack)
         orchs = []
@@ -90,10 +93,11 @@ async def _ttft(concurrency: int, engine: Engine, kind: str, orchs: list[tuple[O
 async def _relay(scenario: str, engine: Engine, kind: str, orchs: list[tuple[Orchd, Proc]], rounds: int) -> str:
     direct: list[tuple[Arm, Proc | None]] = [(Direct(engine.url, kind), None)] if scenario == "llama" else []
     arms: list[tuple[Arm, Proc | None]] = [*direct, *orchs]
-    streams_n, max_tokens = (8, 256) if scenario == "llama" else (RELAY_STREAMS, 200)
+    streams_n, max_tokens = (8, 256) if scenario == "llama" else (RELAY_STREAMS, RELAY_TOKENS)
     results = await throughput.measure(arms, streams=streams_n, max_tokens=max_tokens, seconds=5, rounds=rounds)
     return "\n".join(
-        f"{name:>8}: {r.tokens_per_s():7.0f} tokens/s, {r.cpu_us_per_token():5.0f} µs CPU/token, "
+        f"{name:>8}: {r.tokens_per_s():7.0f} tokens/s, {r.cpu_us_per_token():5.0f} µs CPU/token "
+        f"({r.cpu_us_per_token() * max_tokens / 1000:.1f} ms/task), "
         f"{r.cpu_share():.2f} cores, vs first arm {r.kept().fmt('', 2)}"
         for name, r in results.items()
     )
