@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Model
 from django.db.transaction import TransactionManagementError
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -49,7 +50,7 @@ def task(task_id: str, **fields: object) -> Task:
     return Task(**values)
 
 
-def raw_row(model: type, pk: str) -> dict[str, object]:
+def raw_row(model: type[Model], pk: str) -> dict[str, object]:
     """The row as the database holds it, every column as text (SQLite compares and sorts that), without the key."""
     columns = [field.column for field in model._meta.concrete_fields if field.column != "id"]
     as_text = ", ".join(f"CAST({connection.ops.quote_name(column)} AS TEXT)" for column in columns)
