@@ -7,6 +7,11 @@ alike. Used for the per-change numbers in docs/performance.md:
     .venv/bin/python -m bench.compare ttft1 /tmp/before /work/main
     .venv/bin/python -m bench.compare relay /tmp/before /work/main --server uvicorn
     .venv/bin/python -m bench.compare relay /tmp/before /work/main --streams 16 --max-tokens 20
+    .venv/bin/python -m bench.compare relay /tmp/before /work/main --postgres   # scale-out mode
+
+With `--postgres`, each version runs on its own fresh PostgreSQL database
+(`orchd_bench_before`, `orchd_bench_after` on 127.0.0.1:5432, dropped and
+created anew) and its own Redis database, as the scale-out mode runs.
 
 Scenarios: ttft1, ttft50, relay (fake engine, as fast as possible), llama
 (llama-server, 8 slots), admission (closed loop at 50), streams (1,000 held).
@@ -21,7 +26,7 @@ from pathlib import Path
 
 from bench import admission, streams, throughput, ttft
 from bench.clients import Arm, Direct, Orchd
-from bench.harness import Engine, Proc, fake_engine, llama_server, orchestrator, register_pool
+from bench.harness import Engine, Proc, fake_engine, llama_server, orchestrator, register_pool, scale_out_env
 
 RELAY_STREAMS = 64
 RELAY_TPS = 0.0
@@ -55,14 +60,16 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=64, help="relay: concurrent streams")
     parser.add_argument("--tps", type=float, default=0, help="relay: the engine's tokens/s per stream (0 = unpaced)")
     parser.add_argument("--max-tokens", type=int, default=200, help="relay: tokens per task (few = per-task costs)")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis (scale-out mode), not SQLite")
     args = parser.parse_args()
     global RELAY_STREAMS, RELAY_TPS, RELAY_TOKENS  # noqa: PLW0603 - a by-hand tool's knobs
     RELAY_STREAMS, RELAY_TPS, RELAY_TOKENS = args.streams, args.tps, args.max_tokens
     with ExitStack() as stack:
         engine, kind, slots = _engine(args.scenario, stack)
         orchs = []
-        for name, tree in (("before", args.before), ("after", args.after)):
-            orch = stack.enter_context(orchestrator(args.server, tree=tree.resolve()))
+        for index, (name, tree) in enumerate((("before", args.before), ("after", args.after))):
+            env = scale_out_env(name, index) if args.postgres else {}
+            orch = stack.enter_context(orchestrator(args.server, tree=tree.resolve(), env_extra=env))
             register_pool(orch, engine.url, engine=kind, slots=slots)
             orchs.append((Orchd(orch.url, orch.token, engine=kind, name=name), orch.proc))
         print(asyncio.run(_run(args.scenario, engine, kind, orchs, args.rounds)))

@@ -170,18 +170,19 @@ BENCH_ENV = {
 
 @contextmanager
 def orchestrator(
-    server: str = "daphne", log: Path | None = None, tree: Path = ROOT, **env_extra: str
+    server: str = "daphne", log: Path | None = None, tree: Path = ROOT, env_extra: dict[str, str] | None = None
 ) -> Iterator[Orchestrator]:
     """A fresh install on a temporary SQLite database, served by daphne or uvicorn.
 
-    `tree` is the checkout whose code runs (another one than this, to compare versions).
+    `tree` is the checkout whose code runs (another one than this, to compare versions);
+    `env_extra` may name another database (`scale_out_env`).
     """
     with tempfile.TemporaryDirectory(prefix="orchd-bench-") as data_dir:
         # Multiprocess metrics, as `manage.py run` sets them up.
         env = dict(os.environ, ORCHD_DATA_DIR=data_dir, ORCHD_METRICS_DIR=f"{data_dir}/metrics", **BENCH_ENV)
         for name in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "ORCHD_LOG_LEVEL"):
             env.pop(name, None)
-        env.update(env_extra)
+        env.update(env_extra or {})
         subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], cwd=tree, env=env, check=True)
         token = subprocess.run(
             [PYTHON, "manage.py", "create_token", "--role", "operator", "--name", "bench"],
@@ -196,6 +197,22 @@ def orchestrator(
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/healthz", proc=proc)
             yield Orchestrator(url, token, Proc(proc.pid), server)
+
+
+POSTGRES = "postgres://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379"
+
+
+def scale_out_env(name: str, index: int) -> dict[str, str]:
+    """Settings for a fresh PostgreSQL database and an empty Redis database (the scale-out mode)."""
+    import redis
+
+    database = f"orchd_bench_{name}"
+    for statement in (f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", f"CREATE DATABASE {database}"):
+        subprocess.run(["psql", f"{POSTGRES}/postgres", "-q", "-c", statement], check=True)
+    redis_url = f"{REDIS}/{12 + index}"
+    redis.Redis.from_url(redis_url).flushdb()
+    return {"DATABASE_URL": f"{POSTGRES}/{database}", "REDIS_URL": redis_url}
 
 
 def register_pool(

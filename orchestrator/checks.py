@@ -41,6 +41,25 @@ def check_metrics_mode(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     return []
 
 
+@register()
+def check_database_pool(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    return pool_problems(settings.DATABASES["default"])
+
+
+def pool_problems(database: dict[str, Any]) -> list[CheckMessage]:
+    """Django's connection pool does not mix with persistent connections."""
+    options: dict[str, Any] = database.get("OPTIONS") or {}
+    if options.get("pool") and database.get("CONN_MAX_AGE") != 0:
+        return [
+            Error(
+                "ORCHD_DB_POOL_SIZE is set together with a non-zero ORCHD_DB_CONN_MAX_AGE.",
+                hint="The pool keeps the connections: leave ORCHD_DB_CONN_MAX_AGE unset (0 on PostgreSQL).",
+                id="orchd.E003",
+            )
+        ]
+    return []
+
+
 @register(deploy=True)
 def check_bind_address(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     from orchestrator.auth.services import is_loopback

@@ -148,6 +148,10 @@ def _database(url: str) -> dict[str, object]:
         config["TEST"] = {"NAME": str(DATA_DIR / "test_orchestrator.sqlite3")}
     elif "postgresql" in engine or "postgis" in engine:
         config["ENGINE"] = "django_prometheus.db.backends.postgresql"
+        pool_size = env_int("ORCHD_DB_POOL_SIZE", 0, minimum=0)
+        if pool_size:
+            # psycopg's pool, shared by the process's threads (requests keep their own threads here).
+            options.setdefault("pool", {"min_size": 1, "max_size": pool_size, "timeout": 30})
     config["OPTIONS"] = options
     max_age = env_optional_int("ORCHD_DB_CONN_MAX_AGE")
     # A SQLite connection is a file handle in this process: keep it (None = no limit) rather than

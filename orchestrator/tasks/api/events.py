@@ -16,6 +16,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from rest_framework.exceptions import APIException
 
@@ -48,7 +49,7 @@ async def task_events(request: HttpRequest, task_id: str) -> HttpResponseBase:
     if task.state in LIVE_STATES or await log.exists(task_id):
         frames = _tail(task_id, after, verbose)
     else:
-        frames = _replay(await sync_to_async(stored_frames)(task), after)
+        frames = _replay(await sync_to_async(_stored_frames)(task), after)
     response = StreamingHttpResponse(frames, content_type="text/event-stream")
     for name, value in budget_headers.items():
         response[name] = value
@@ -89,11 +90,35 @@ async def _is_staff_watcher(request: HttpRequest) -> bool:
 
 
 def _task_and_budgets(task_id: str) -> tuple[Task, dict[str, str]] | None:
-    """The task and its budget headers, in one trip to a thread."""
-    task = _ATTACHING.first(task_id)
-    if task is None:
-        return None
-    return task, remaining_for(task.session_id, task.token_id).headers()
+    """The task and its budget headers, in one trip to a thread; the stream's last use of the database."""
+    try:
+        task = _ATTACHING.first(task_id)
+        if task is None:
+            return None
+        return task, remaining_for(task.session_id, task.token_id).headers()
+    finally:
+        _release_connection()
+
+
+def _stored_frames(task: Task) -> list[Frame]:
+    try:
+        return stored_frames(task)
+    finally:
+        _release_connection()
+
+
+def _release_connection() -> None:
+    """Let the stream go on without a database connection.
+
+    On PostgreSQL each request runs in a thread of its own whose connection
+    Django closes when the response ends: for an SSE stream, when the stream
+    does, so every open stream held an idle connection (and 100 streams
+    exhausted PostgreSQL's default max_connections). A connection past its
+    CONN_MAX_AGE (0 on PostgreSQL) is closed now, or handed back to the
+    pool; SQLite's is kept (no age limit). Inside a transaction (tests) nothing is closed.
+    """
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
 
 
 # Every attach reads this: SQL written once (orchestrator.sql).

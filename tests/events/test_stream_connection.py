@@ -1,0 +1,80 @@
+"""An SSE stream holds no database connection while it lasts (PostgreSQL: one per request thread)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from orchestrator.checks import pool_problems
+from orchestrator.settings import _database
+from orchestrator.tasks.api.events import _task_and_budgets
+from orchestrator.tasks.models import Task
+
+
+def make_task(task_id: str) -> None:
+    now = timezone.now()
+    Task.objects.create(
+        id=task_id,
+        session_id="s-1",
+        workload="completion",
+        model_ref="m",
+        engine="llamacpp",
+        ctx=512,
+        priority="interactive",
+        priority_rank=0,
+        max_tokens=8,
+        deadline_ms=1000,
+        deadline_at=now + timedelta(seconds=1),
+        request_digest="d" * 64,
+        created_at=now,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_attaching_lets_go_of_a_connection_past_its_age():
+    # given a task, read outside any transaction, as a request thread reads it
+    make_task("t-1")
+    assert connection.connection is not None
+
+    found = _task_and_budgets("t-1")
+
+    assert found is not None
+    # then PostgreSQL's connection (CONN_MAX_AGE 0) is closed before the stream starts,
+    # and SQLite's (kept for the process's life) stays open
+    if connection.settings_dict["CONN_MAX_AGE"] == 0:
+        assert connection.connection is None
+    else:
+        assert connection.settings_dict["CONN_MAX_AGE"] is None
+        assert connection.connection is not None
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_nothing_is_closed():
+    make_task("t-1")
+
+    assert _task_and_budgets("t-1") is not None
+
+    assert connection.connection is not None
+    assert Task.objects.filter(id="t-1").exists()  # the transaction is still usable
+
+
+def test_a_postgresql_pool_is_configured_by_its_size(monkeypatch):
+    monkeypatch.setenv("ORCHD_DB_POOL_SIZE", "8")
+    pooled = _database("postgres://u@db:5432/orchd")
+    monkeypatch.setenv("ORCHD_DB_POOL_SIZE", "0")
+    plain = _database("postgres://u@db:5432/orchd")
+
+    assert pooled["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 8, "timeout": 30}  # type: ignore[index]
+    assert pooled["CONN_MAX_AGE"] == 0  # Django's pool refuses persistent connections
+    assert "pool" not in plain["OPTIONS"]  # type: ignore[operator]
+
+
+def test_a_pool_with_persistent_connections_stops_the_start():
+    pooled = {"OPTIONS": {"pool": {"max_size": 4}}}
+
+    assert [message.id for message in pool_problems({**pooled, "CONN_MAX_AGE": 60})] == ["orchd.E003"]
+    assert pool_problems({**pooled, "CONN_MAX_AGE": 0}) == []
+    assert pool_problems({"OPTIONS": {}, "CONN_MAX_AGE": 60}) == []
