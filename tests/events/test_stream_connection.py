@@ -42,13 +42,24 @@ def test_attaching_lets_go_of_a_connection_past_its_age():
     found = _task_and_budgets("t-1")
 
     assert found is not None
-    # then PostgreSQL's connection (CONN_MAX_AGE 0) is closed before the stream starts,
-    # and SQLite's (kept for the process's life) stays open
-    if connection.settings_dict["CONN_MAX_AGE"] == 0:
-        assert connection.connection is None
-    else:
-        assert connection.settings_dict["CONN_MAX_AGE"] is None
+    # then PostgreSQL's connection is closed before the stream starts,
+    # and SQLite's (the DB thread's, kept for the process's life) stays open
+    if connection.vendor == "sqlite":
         assert connection.connection is not None
+    else:
+        assert connection.connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_persistent_postgresql_connection_is_let_go_too():
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite keeps its one connection")
+    make_task("t-1")
+    connection.close_at = None  # as with ORCHD_DB_CONN_MAX_AGE unset to "no limit": never obsolete
+
+    assert _task_and_budgets("t-1") is not None
+
+    assert connection.connection is None
 
 
 @pytest.mark.django_db
@@ -62,13 +73,14 @@ def test_inside_a_transaction_nothing_is_closed():
 
 
 def test_a_postgresql_pool_is_configured_by_its_size(monkeypatch):
+    monkeypatch.delenv("ORCHD_DB_CONN_MAX_AGE", raising=False)
     monkeypatch.setenv("ORCHD_DB_POOL_SIZE", "8")
     pooled = _database("postgres://u@db:5432/orchd")
     monkeypatch.setenv("ORCHD_DB_POOL_SIZE", "0")
     plain = _database("postgres://u@db:5432/orchd")
 
     assert pooled["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 8, "timeout": 30}  # type: ignore[index]
-    assert pooled["CONN_MAX_AGE"] == 0  # Django's pool refuses persistent connections
+    assert pooled["CONN_MAX_AGE"] == 0  # PostgreSQL's default, which the pool needs (orchd.E003)
     assert "pool" not in plain["OPTIONS"]  # type: ignore[operator]
 
 

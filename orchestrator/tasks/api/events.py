@@ -90,7 +90,7 @@ async def _is_staff_watcher(request: HttpRequest) -> bool:
 
 
 def _task_and_budgets(task_id: str) -> tuple[Task, dict[str, str]] | None:
-    """The task and its budget headers, in one trip to a thread; the stream's last use of the database."""
+    """The task and its budget headers, in one trip to a thread; a live stream's last use of the database."""
     try:
         task = _ATTACHING.first(task_id)
         if task is None:
@@ -112,13 +112,18 @@ def _release_connection() -> None:
 
     On PostgreSQL each request runs in a thread of its own whose connection
     Django closes when the response ends: for an SSE stream, when the stream
-    does, so every open stream held an idle connection (and 100 streams
-    exhausted PostgreSQL's default max_connections). A connection past its
-    CONN_MAX_AGE (0 on PostgreSQL) is closed now, or handed back to the
-    pool; SQLite's is kept (no age limit). Inside a transaction (tests) nothing is closed.
+    does, so every open stream held an idle connection. It is closed now (or
+    handed back to the pool), whatever ORCHD_DB_CONN_MAX_AGE says: a
+    request's thread does not outlive it, so there is nothing to keep it for.
+    SQLite's one connection, shared by the process's one DB thread, follows
+    its age limit (none by default). Inside a transaction (tests) nothing is closed.
     """
-    if not connection.in_atomic_block:
+    if connection.in_atomic_block:
+        return
+    if connection.vendor == "sqlite":
         connection.close_if_unusable_or_obsolete()
+    else:
+        connection.close()
 
 
 # Every attach reads this: SQL written once (orchestrator.sql).
