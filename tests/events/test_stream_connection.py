@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from orchestrator.checks import pool_problems
 from orchestrator.settings import _database
 from orchestrator.tasks.api.events import _task_and_budgets
 from orchestrator.tasks.models import Task
-
-
-def make_task(task_id: str) -> None:
-    now = timezone.now()
-    Task.objects.create(
-        id=task_id,
-        session_id="s-1",
-        workload="completion",
-        model_ref="m",
-        engine="llamacpp",
-        ctx=512,
-        priority="interactive",
-        priority_rank=0,
-        max_tokens=8,
-        deadline_ms=1000,
-        deadline_at=now + timedelta(seconds=1),
-        request_digest="d" * 64,
-        created_at=now,
-    )
+from tests.console.conftest import make_task
 
 
 @pytest.mark.django_db(transaction=True)
