@@ -6,11 +6,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Model
 from django.db.transaction import TransactionManagementError
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_prometheus.db import execute_total
 
 from nodes.models import Node
 from orchestrator.artifacts.models import Artifact, ArtifactTag
@@ -119,7 +121,7 @@ def test_select_all_and_first_and_no_rows():
 def test_select_for_update_locks_only_where_the_database_can():
     locked = Select(Task, ("id",), '"id" = %s', for_update=True)
 
-    sql, _ = locked._for_this_connection()
+    sql, _ = locked._for_this_connection(connections[DEFAULT_DB_ALIAS])
 
     assert sql.endswith("FOR UPDATE") == (connection.vendor == "postgresql")
 
@@ -169,3 +171,41 @@ def test_a_model_with_a_generated_key_is_refused():
 def test_a_name_that_is_no_column_is_refused():
     with pytest.raises(ValueError, match="not a column"):
         Select(Node, ("id", "pools"), "1 = 1")
+
+
+def test_a_statement_fails_with_djangos_exception():
+    insert(task("t-1"))
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert(task("t-1"))
+
+
+def test_no_statement_runs_in_a_broken_transaction():
+    insert(task("t-1"))
+
+    with transaction.atomic():
+        try:
+            with transaction.atomic(savepoint=False):
+                insert(task("t-1"))
+        except IntegrityError:
+            pass
+        with pytest.raises(TransactionManagementError):
+            count(Task, '"state" = %s', [TaskState.QUEUED])
+
+
+def test_recorded_queries_see_the_statements():
+    with CaptureQueriesContext(connection) as queries:
+        insert(task("t-1"))
+        assert Select(Task, ("id",), '"id" = %s').first("t-1") is not None
+
+    assert [query["sql"].split()[0] for query in queries.captured_queries] == ["INSERT", "SELECT"]
+
+
+def test_statements_are_counted_in_the_database_metrics():
+    counted = execute_total.labels(DEFAULT_DB_ALIAS, connection.vendor)
+    before = counted._value.get()
+
+    insert(task("t-1"))
+    count(Task, '"state" = %s', [TaskState.QUEUED])
+
+    assert counted._value.get() == before + 2

@@ -18,7 +18,7 @@ from orchestrator.tasks.admission import admit_task
 from orchestrator.tasks.api.serializers import task_status
 from orchestrator.tasks.lifecycle import cancel_task
 from orchestrator.tasks.models import Task, TaskState
-from orchestrator.tasks.requests import TaskRequestSerializer
+from orchestrator.tasks.requests import TaskRequestSerializer, accepted_request
 
 
 def get_task(task_id: str) -> Task:
@@ -31,10 +31,13 @@ def get_task(task_id: str) -> Task:
 class TaskCollectionView(APIView):
     @extend_schema(summary="Admit an inference task", request=TaskRequestSerializer, responses={202: dict})
     def post(self, request: Request) -> Response:
-        body = TaskRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        task_request = accepted_request(request.data)
+        if task_request is None:  # not the common case: the serializer validates it, and words any error
+            body = TaskRequestSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            task_request = body.to_request()
         principal: Principal = request.user  # type: ignore[assignment]
-        admission = admit_task(body.to_request(), principal, timezone.now())
+        admission = admit_task(task_request, principal, timezone.now())
         headers = {"Location": f"/v2/tasks/{admission.task.id}", **admission.headers}
         return Response(admission.body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
