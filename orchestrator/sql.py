@@ -147,8 +147,12 @@ def scalar(sql: str, params: Sequence[Any] = ()) -> Any:
     return None if row is None else row[0]
 
 
-def insert(obj: Model) -> None:
-    """INSERT a new row for `obj`: what `save(force_insert=True)` writes, for a model with its own primary key."""
+def insert(obj: Model, *, if_absent: bool = False) -> bool:
+    """INSERT a new row for `obj`: what `save(force_insert=True)` writes, for a model with its own primary key.
+
+    `if_absent`: a row with the same key (or another unique value) is left as
+    it is, without an error (`ON CONFLICT DO NOTHING`). Whether the row was inserted.
+    """
     meta = obj._meta
     if meta.auto_field is not None:
         raise ValueError(f"{meta.label} has a database-generated key: save it with the ORM.")
@@ -162,9 +166,11 @@ def insert(obj: Model) -> None:
         sql = f"INSERT INTO {table(type(obj))} ({columns}) VALUES ({placeholders})"  # noqa: S608 - values are parameters
         _INSERTS[key] = sql
     values = [field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields]
-    execute(sql, values)
-    obj._state.adding = False
-    obj._state.db = db.alias
+    inserted = execute(sql + " ON CONFLICT DO NOTHING" if if_absent else sql, values) == 1
+    if inserted:
+        obj._state.adding = False
+        obj._state.db = db.alias
+    return inserted
 
 
 _INSERTS: dict[tuple[str, str], str] = {}

@@ -13,11 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from orchestrator.sessions.models import Session
-from orchestrator.sql import Select, all_fields, db_value, greatest, update
+from orchestrator.sql import Select, all_fields, db_value, greatest, insert, update
 
 logger = logging.getLogger("orchestrator.sessions")
 
@@ -115,17 +114,18 @@ def _fresh_fields(now: datetime, expires_at: datetime) -> dict[str, Any]:
 def _restart_expired(session_id: str, now: datetime, expires_at: datetime) -> bool:
     # The expiry condition makes this a compare-and-swap: of two racing
     # restarts only one matches; the other then renews the new session.
-    restarted = Session.objects.expired(now).filter(pk=session_id).update(**_fresh_fields(now, expires_at))
+    fresh = _fresh_fields(now, expires_at)
+    assignments = ", ".join(f'"{name}" = %s' for name in fresh)
+    params = [db_value(Session, name, value) for name, value in fresh.items()]
+    params += [session_id, db_value(Session, "expires_at", now)]
+    restarted = update(Session, assignments, '"id" = %s AND "expires_at" <= %s', params) == 1
     if restarted:
         logger.info("session.restarted", extra={"session_id": session_id})
-    return restarted == 1
+    return restarted
 
 
 def _create(session_id: str, now: datetime, expires_at: datetime) -> bool:
-    try:
-        with transaction.atomic():
-            Session.objects.create(id=session_id, **_fresh_fields(now, expires_at))
-    except IntegrityError:
+    if not insert(Session(id=session_id, **_fresh_fields(now, expires_at)), if_absent=True):
         return False  # another process created it first; renewing it is next
     logger.info("session.created", extra={"session_id": session_id})
     return True

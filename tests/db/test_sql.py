@@ -209,3 +209,11 @@ def test_statements_are_counted_in_the_database_metrics():
     count(Task, '"state" = %s', [TaskState.QUEUED])
 
     assert counted._value.get() == before + 2
+
+
+def test_an_insert_if_absent_leaves_an_existing_row():
+    assert insert(task("t-1", prompt="first"), if_absent=True)
+
+    assert not insert(task("t-1", prompt="second"), if_absent=True)
+
+    assert Task.objects.get(id="t-1").prompt == "first"
