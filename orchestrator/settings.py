@@ -147,7 +147,7 @@ def _database(url: str) -> dict[str, object]:
         options.setdefault("timeout", 20)
         config["TEST"] = {"NAME": str(DATA_DIR / "test_orchestrator.sqlite3")}
     elif "postgresql" in engine or "postgis" in engine:
-        config["ENGINE"] = "django_prometheus.db.backends.postgresql"
+        config["ENGINE"] = "orchestrator.db.postgresql"  # django-prometheus's, safe with the pool
         pool_size = env_int("ORCHD_DB_POOL_SIZE", 0, minimum=0)
         if pool_size:
             # psycopg's pool, shared by the process's threads (requests keep their own threads here).

@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 from django.db.transaction import TransactionManagementError
-from django_prometheus.db import execute_total, query_duration_seconds
+from django_prometheus.db import errors_total, execute_total, query_duration_seconds
 
 M = TypeVar("M", bound=Model)
 
@@ -95,8 +95,19 @@ def run(sql: str, params: Sequence[Any] = ()) -> Any:
     try:
         with db.wrap_database_errors:
             return db.connection.execute(_qmark(sql), params)
+    except Exception as exc:
+        errors_total.labels(alias=db.alias, vendor=db.vendor, type=type(exc).__name__).inc()
+        raise
     finally:
         _count_statement(db, time.perf_counter() - started)
+
+
+def fetch(sql: str, params: Sequence[Any], *, one: bool = False) -> Any:
+    """Run a query and fetch its rows (`one`: the first row or None), with Django's exceptions throughout."""
+    db = connections[DEFAULT_DB_ALIAS]
+    cursor = run(sql, params)
+    with db.wrap_database_errors:  # rows may still be read from the database while fetching
+        return cursor.fetchone() if one else cursor.fetchall()
 
 
 def _qmark(sql: str) -> str:
@@ -143,7 +154,7 @@ def count(model: type[Model], where: str, params: Sequence[Any]) -> int:
 
 def scalar(sql: str, params: Sequence[Any] = ()) -> Any:
     """The first column of the first row, or None."""
-    row = run(sql, params).fetchone()
+    row = fetch(sql, params, one=True)
     return None if row is None else row[0]
 
 
@@ -242,7 +253,7 @@ class Select(Generic[M]):
             # As the ORM's select_for_update(): a lock outside a transaction would be released at once.
             raise TransactionManagementError("Select(for_update=True) must run inside a transaction.")
         sql, converters = self._for_this_connection(db)
-        rows = run(sql, params).fetchall()
+        rows = fetch(sql, params)
         found = []
         for row in rows:
             values = list(row)

@@ -158,7 +158,7 @@ class TaskRequestSerializer(serializers.Serializer[TaskRequest]):
 # but only ever says yes or "ask the serializer": whatever it is unsure of (a wrong type, a
 # null, a value out of range) returns None, and the serializer then validates the body and
 # words the error. So errors stay the serializer's, and for a body it accepts the two agree
-# exactly (tests/api/test_task_request.py checks both on generated bodies).
+# exactly (tests/tasks/test_accepted_request.py checks both on generated bodies).
 
 WORKLOADS = frozenset(Workload.values)
 ENGINES = frozenset(Engine.values)

@@ -217,3 +217,21 @@ def test_an_insert_if_absent_leaves_an_existing_row():
     assert not insert(task("t-1", prompt="second"), if_absent=True)
 
     assert Task.objects.get(id="t-1").prompt == "first"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's pool hands a connection out again")
+def test_a_connection_handed_out_again_counts_each_statement_once():
+    from orchestrator.db.postgresql.base import count_statements
+
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    factory = db.connection.cursor_factory
+    assert getattr(factory, "orchd_counting", False), "the settings' backend wrapped it, once"
+    count_statements(db.connection, db.alias, db.vendor)  # as when the pool hands it out again
+    counted = execute_total.labels(DEFAULT_DB_ALIAS, connection.vendor)
+    before = counted._value.get()
+
+    count(Task, '"state" = %s', [TaskState.QUEUED])
+
+    assert db.connection.cursor_factory is factory
+    assert counted._value.get() == before + 1
