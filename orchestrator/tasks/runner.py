@@ -28,6 +28,8 @@ logger = logging.getLogger("orchestrator.runner")
 
 # SPEC §3.4: metrics frames at most every 500 ms, never per token.
 METRICS_INTERVAL_S = 0.5
+# How long after the first token its row is written (see Runner._write_first_token).
+FIRST_TOKEN_ROW_DELAY_S = 0.002
 
 
 @dataclass
@@ -131,7 +133,7 @@ class Runner:
                     if self._tokens == 0:
                         # Written beside the stream, not before the token: clients see it a DB write sooner.
                         ttft_ms = (self._first_token_at - started) * 1000
-                        self._first_token_write = asyncio.create_task(finishing.first_token(claim, ttft_ms))
+                        self._first_token_write = asyncio.create_task(self._write_first_token(ttft_ms))
                     self._tokens += 1
                     if time.monotonic() - last_metrics >= METRICS_INTERVAL_S:
                         last_metrics = time.monotonic()
@@ -146,6 +148,17 @@ class Runner:
         finally:
             await stream.aclose()
         return self._completed(finished, vectors, started)
+
+    async def _write_first_token(self, ttft_ms: float) -> None:
+        """The row's `running`, once the first token's frame has had time to go out.
+
+        Written at once, its statements (on a worker thread) held the GIL while the
+        server was to send the frame: under daphne, whose writes wait for the next
+        turn of its loop, the token reached clients 0.6 ms later (docs/performance.md,
+        step 8). Nobody waits on the row but the end of the run, which awaits this.
+        """
+        await asyncio.sleep(FIRST_TOKEN_ROW_DELAY_S)
+        await finishing.first_token(self.claim, ttft_ms)
 
     async def _metrics_frame(self) -> bool:
         elapsed = time.monotonic() - (self._first_token_at or time.monotonic())
