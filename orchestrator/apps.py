@@ -8,4 +8,9 @@ class OrchestratorConfig(AppConfig):
     verbose_name = "orchestratord"
 
     def ready(self) -> None:
+        from django.core.signals import request_finished
+
         from orchestrator import checks  # noqa: F401 - registers the system checks
+        from orchestrator.db import statements
+
+        request_finished.connect(statements.flush, dispatch_uid="orchd-statements-flush")

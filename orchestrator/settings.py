@@ -138,7 +138,7 @@ def _database(url: str) -> dict[str, object]:
     engine = str(config["ENGINE"])
     options: dict[str, object] = dict(config.get("OPTIONS") or {})  # type: ignore[call-overload]
     if engine.endswith("sqlite3"):
-        config["ENGINE"] = "django_prometheus.db.backends.sqlite3"
+        config["ENGINE"] = "orchestrator.db.sqlite3"  # django-prometheus's, statements tallied
         # WAL lets readers run beside the single writer; IMMEDIATE transactions
         # take the write lock up front so two writers queue on the busy timeout
         # instead of one failing with "database is locked" on upgrade.
@@ -147,7 +147,7 @@ def _database(url: str) -> dict[str, object]:
         options.setdefault("timeout", 20)
         config["TEST"] = {"NAME": str(DATA_DIR / "test_orchestrator.sqlite3")}
     elif "postgresql" in engine or "postgis" in engine:
-        config["ENGINE"] = "orchestrator.db.postgresql"  # django-prometheus's, safe with the pool
+        config["ENGINE"] = "orchestrator.db.postgresql"  # django-prometheus's, safe with the pool, tallied
         pool_size = env_int("ORCHD_DB_POOL_SIZE", 0, minimum=0)
         if pool_size:
             # psycopg's pool, shared by the process's threads (requests keep their own threads here).

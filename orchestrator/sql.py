@@ -26,7 +26,8 @@ from typing import Any, Generic, TypeVar
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 from django.db.transaction import TransactionManagementError
-from django_prometheus.db import errors_total, execute_total, query_duration_seconds
+
+from orchestrator.db import statements
 
 M = TypeVar("M", bound=Model)
 
@@ -88,7 +89,7 @@ def run(sql: str, params: Sequence[Any] = ()) -> Any:
     db.validate_thread_sharing()
     db.validate_no_broken_transaction()
     if db.vendor != "sqlite":
-        # psycopg's cursors are django-prometheus's counting ones already (the connection's factory).
+        # psycopg's cursors tally their statements already (the connection's factory).
         with db.wrap_database_errors:
             return db.connection.execute(sql, params)
     started = time.perf_counter()
@@ -96,10 +97,10 @@ def run(sql: str, params: Sequence[Any] = ()) -> Any:
         with db.wrap_database_errors:
             return db.connection.execute(_qmark(sql), params)
     except Exception as exc:
-        errors_total.labels(alias=db.alias, vendor=db.vendor, type=type(exc).__name__).inc()
+        statements.failed(db.alias, db.vendor, exc)
         raise
     finally:
-        _count_statement(db, time.perf_counter() - started)
+        statements.record(db.alias, db.vendor, time.perf_counter() - started)
 
 
 def fetch(sql: str, params: Sequence[Any], *, one: bool = False) -> Any:
@@ -120,21 +121,6 @@ def _qmark(sql: str) -> str:
 
 _QMARK: dict[str, str] = {}
 _FORMAT = re.compile(r"(?<!%)%s")
-
-
-def _count_statement(db: Any, seconds: float) -> None:
-    """django-prometheus's statement metrics, for a statement run on the driver's cursor."""
-    metrics = _STATEMENT_METRICS.get(db.alias)
-    if metrics is None:
-        metrics = _STATEMENT_METRICS[db.alias] = (
-            execute_total.labels(db.alias, db.vendor),
-            query_duration_seconds.labels(alias=db.alias, vendor=db.vendor),
-        )
-    metrics[0].inc()
-    metrics[1].observe(seconds)
-
-
-_STATEMENT_METRICS: dict[str, tuple[Any, Any]] = {}
 
 
 def execute(sql: str, params: Sequence[Any] = ()) -> int:

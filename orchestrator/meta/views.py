@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from orchestrator.api.errors import ApiError, api_error_from, error_response, internal_error
 from orchestrator.auth.authentication import authenticate_request
+from orchestrator.db import statements
 from orchestrator.meta.capabilities import capabilities, version
 from orchestrator.meta.readiness import probe_all
 from orchestrator.metrics import StateCollector
@@ -78,6 +79,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return denied
     state = CollectorRegistry(auto_describe=False)
     state.register(StateCollector())
+    statements.flush()  # this process's statements so far, tallied in memory
     if settings.ORCHD_METRICS_DIR:
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]

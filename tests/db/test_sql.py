@@ -16,6 +16,7 @@ from django_prometheus.db import execute_total
 
 from nodes.models import Node
 from orchestrator.artifacts.models import Artifact, ArtifactTag
+from orchestrator.db import statements
 from orchestrator.sessions.models import Session
 from orchestrator.sql import Select, all_fields, count, db_value, greatest, insert, insert_values, update
 from orchestrator.tasks.models import Task, TaskState
@@ -203,10 +204,12 @@ def test_recorded_queries_see_the_statements():
 
 def test_statements_are_counted_in_the_database_metrics():
     counted = execute_total.labels(DEFAULT_DB_ALIAS, connection.vendor)
+    statements.flush()
     before = counted._value.get()
 
     insert(task("t-1"))
     count(Task, '"state" = %s', [TaskState.QUEUED])
+    statements.flush()
 
     assert counted._value.get() == before + 2
 
@@ -229,9 +232,11 @@ def test_a_connection_handed_out_again_counts_each_statement_once():
     assert getattr(factory, "orchd_counting", False), "the settings' backend wrapped it, once"
     count_statements(db.connection, db.alias, db.vendor)  # as when the pool hands it out again
     counted = execute_total.labels(DEFAULT_DB_ALIAS, connection.vendor)
+    statements.flush()
     before = counted._value.get()
 
     count(Task, '"state" = %s', [TaskState.QUEUED])
+    statements.flush()
 
     assert db.connection.cursor_factory is factory
     assert counted._value.get() == before + 1

@@ -5,7 +5,8 @@ each time Django gets the connection. With `ORCHD_DB_POOL_SIZE`, Django
 gets the same pooled connection again and again, and the wrappers nest:
 every statement was counted once per checkout so far, and after ~1,000
 checkouts a statement would fail with RecursionError. Here the factory is
-wrapped once per connection.
+wrapped once per connection, and its statements are tallied
+(orchestrator.db.statements).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from django_prometheus.db.backends.postgresql import base
-from django_prometheus.db.common import ExportingCursorWrapper
+
+from orchestrator.db.statements import counting_cursor
 
 COUNTING = "orchd_counting"
 
@@ -30,6 +32,6 @@ def count_statements(connection: Any, alias: str, vendor: str) -> None:
     """Make the connection's cursors count their statements, unless they already do."""
     if getattr(connection.cursor_factory, COUNTING, False):
         return
-    factory = ExportingCursorWrapper(connection.cursor_factory, alias, vendor)
+    factory = counting_cursor(connection.cursor_factory, alias, vendor)
     setattr(factory, COUNTING, True)
     connection.cursor_factory = factory
