@@ -28,6 +28,9 @@ from django.core.handlers.base import BaseHandler  # noqa: E402
 from django.db import close_old_connections, connection, reset_queries  # noqa: E402
 from django.http import HttpRequest, HttpResponseBase  # noqa: E402
 
+from orchestrator.tasks.api.lane import PATH as LANE_PATH  # noqa: E402
+from orchestrator.tasks.api.lane import AdmissionLane  # noqa: E402
+from orchestrator.tasks.api.lane import applies as lane_applies  # noqa: E402
 from orchestrator.tasks.dispatcher import ensure_started  # noqa: E402
 
 Scope = dict[str, Any]
@@ -61,6 +64,7 @@ class Handler(ASGIHandler):
         self.one_thread = one_thread
         self._sync = BaseHandler()
         self._sync.load_middleware(is_async=False)
+        self._lane = AdmissionLane() if lane_applies() else None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -72,8 +76,16 @@ class Handler(ASGIHandler):
                 await self.handle(scope, receive, send)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        response: HttpResponseBase = await sync_to_async(self._sync.get_response, thread_sensitive=True)(request)
+        respond = self._sync.get_response
+        if self._lane is not None and request.method == "POST" and request.path == LANE_PATH:
+            respond = self._admit
+        response: HttpResponseBase = await sync_to_async(respond, thread_sensitive=True)(request)
         return response
+
+    def _admit(self, request: HttpRequest) -> HttpResponseBase:
+        """`POST /v2/tasks`: its common case by the lane, the rest by the full chain."""
+        assert self._lane is not None  # noqa: S101 - routed here only with a lane
+        return self._lane.respond(request) or self._sync.get_response(request)
 
 
 def _connections_checked_after_requests() -> None:

@@ -147,12 +147,18 @@ def internal_error() -> ApiError:
     return ApiError(500, "INTERNAL", "An internal error occurred; it was logged with this request's correlation id.")
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    """DRF's EXCEPTION_HANDLER: every failure in an API view becomes an envelope."""
+def answer_for(exc: Exception) -> ApiError:
+    """The envelope a view answers a failure with; an unexpected one is logged, and INTERNAL."""
     error = api_error_from(exc)
     if error is None:
         logger.error("request.unhandled_exception", exc_info=exc)
         error = internal_error()
+    return error
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every failure in an API view becomes an envelope."""
+    error = answer_for(exc)
     response = Response(error.envelope(), status=error.status, headers=error.response_headers())
     # DRF's own auth header negotiation, so 401s advertise the scheme.
     if error.status == 401:

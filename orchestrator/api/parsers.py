@@ -31,12 +31,17 @@ class LimitedJSONParser(JSONParser):
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise ApiError(413, "PAYLOAD_TOO_LARGE", f"The request body is larger than {limit} bytes.")
-        if not raw:
-            raise ParseError("the body is empty")
-        try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise ParseError(str(exc)) from exc
-        if not isinstance(data, dict):
-            raise ParseError("the body must be a JSON object")
-        return data
+        return json_object(raw)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """The body as one strict JSON object (UTF-8, no NaN/Infinity), or ParseError."""
+    if not raw:
+        raise ParseError("the body is empty")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ParseError(str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ParseError("the body must be a JSON object")
+    return data

@@ -21,6 +21,7 @@ statements up to that moment. A failed statement is counted in
 from __future__ import annotations
 
 import atexit
+import os
 import time
 from bisect import bisect_left
 from collections import Counter, defaultdict, deque
@@ -113,3 +114,5 @@ def counting_cursor(cursor_class: type[Any], alias: str, vendor: str) -> type[An
 
 
 atexit.register(flush)
+# A forked child (a Celery pool process) starts with nothing pending: its parent writes its own out.
+os.register_at_fork(after_in_child=_pending.clear)
