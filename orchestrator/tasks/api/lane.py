@@ -154,7 +154,7 @@ class AdmissionLane:
         return response
 
     def _accepted(self, request: HttpRequest) -> tuple[Principal, TaskRequest] | None:
-        """The principal and the task of a request the lane takes, having changed nothing else."""
+        """The principal and the task of a request the lane takes; before that, only the token check ran."""
         try:
             # Their request steps: an HTTPS redirect, a refused host or agent, a `www.` redirect.
             if self.security.process_request(request) or self.common.process_request(request):
