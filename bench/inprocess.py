@@ -1,11 +1,12 @@
 """Admission's own CPU cost, without HTTP: `POST /v2/tasks` through Django's test client, in this process.
 
-    .venv/bin/python -m bench.inprocess [--admissions 300] [--profile]
+    .venv/bin/python -m bench.inprocess [--admissions 300] [--queued 0] [--profile]
 
 A fresh SQLite install in a temporary folder, one ready pool whose two slots
 are never freed (no dispatcher runs here), so every admission after the
 first two is queued: the cost measured is validation, authentication, the
-checks and the persisted insert. Prints the statements one admission runs
+checks and the persisted insert. `--queued N` admits N more tasks first,
+to measure admission behind a deep queue. Prints the statements one admission runs
 and the CPU time per admission; `--profile` adds cProfile's top functions.
 Run it from another checkout (`cd ../old && python -m bench.inprocess`)
 to compare versions.
@@ -75,6 +76,7 @@ def _task(index: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--admissions", type=int, default=300)
+    parser.add_argument("--queued", type=int, default=0, help="tasks queued before the measurement")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="orchd-bench-inprocess-") as data_dir:
@@ -87,7 +89,7 @@ def main() -> None:
             if answer.status_code != 202:
                 raise RuntimeError(f"admission answered {answer.status_code}: {answer.content!r}")
 
-        for index in range(20):  # warm up; the pool's slots are taken from here on
+        for index in range(20 + args.queued):  # warm up; the pool's slots are taken from here on
             admit(index)
         with CaptureQueriesContext(connection) as queries:
             admit(0)
@@ -104,7 +106,7 @@ def main() -> None:
             profile.disable()
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         print(
-            f"{args.admissions} admissions: {wall / args.admissions * 1000:.2f} ms wall, "
+            f"{args.admissions} admissions behind {args.queued + 19} queued tasks: {wall / args.admissions * 1000:.2f} ms wall, "
             f"{cpu / args.admissions * 1000:.2f} ms CPU each" + (" (under cProfile)" if profile else "")
         )
         if profile:

@@ -28,11 +28,11 @@ from orchestrator.auth.services import Principal
 from orchestrator.budgets import ledger, ratelimit
 from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import TurnLimitReached, open_session_turn
-from orchestrator.sql import Select, all_fields, count, insert
+from orchestrator.sql import Select, all_fields, insert
 from orchestrator.tasks import claims, lifecycle, notify
 from orchestrator.tasks.dispatcher import Dispatcher, local_dispatcher
 from orchestrator.tasks.models import PRIORITY_RANK, Task, TaskState
-from orchestrator.tasks.queue import Prediction, placement_request, pool_views, predict_start, queued_ahead
+from orchestrator.tasks.queue import Prediction, placement_request, pool_views, predict_start, queue_counts
 from orchestrator.tasks.requests import TaskRequest
 from pools.models import Pool
 from pools.placement import Outcome, PoolView, eligible_pools, place
@@ -101,10 +101,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
         grant = _reserve_budget(request, principal, price)
         rate = _count_rate(request, principal, now)
         try:
-            queued = count(Task, '"state" = %s', [TaskState.QUEUED])
-            position = (
-                queued_ahead(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now) if queued else 0
-            )
+            queued, position = queue_counts(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
             prediction = predict_start(position, request.model_ref, serving)
             _check_deadline(request, prediction)
             victim = _make_room(request, prediction, queued)

@@ -109,6 +109,13 @@ class Task(models.Model):
         indexes = [
             # The dispatcher's scan: queued tasks in priority, then FIFO order.
             models.Index(fields=["state", "priority_rank", "created_at"], name="task_queue_order"),
+            # Queue positions (admission, a task's status): every column they read, so counting
+            # the tasks ahead reads this index alone, never the rows (a deep queue made each
+            # admission read every queued row of its model: 1.3 ms at 3,000 queued).
+            models.Index(
+                fields=["state", "model_ref", "engine", "priority_rank", "created_at", "id"],
+                name="task_queue_position",
+            ),
             # The expiry sweep: queued tasks past their deadline.
             models.Index(fields=["state", "deadline_at"], name="task_deadline"),
             # Recovery: running tasks of a given dispatcher process.

@@ -1,0 +1,116 @@
+"""Queue positions: what admission and a task's status report, counted from the index alone."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orchestrator.tasks.models import Task, TaskState
+from orchestrator.tasks.queue import queue_counts, queued_ahead
+
+pytestmark = pytest.mark.django_db
+
+T0 = timezone.now().replace(microsecond=0)
+MODELS = ("m1", "m2")
+ENGINES = ("openai", "vllm")
+
+
+def fill_queue() -> list[Task]:
+    """Tasks across models, engines, priorities and states, several sharing one instant."""
+    tasks = []
+    for index, (model, engine, rank, state) in enumerate(
+        itertools.product(MODELS, ENGINES, (0, 1, 2), (TaskState.QUEUED, TaskState.QUEUED, TaskState.RUNNING))
+    ):
+        at = T0 + timedelta(milliseconds=(index % 5) * 10)  # five instants, shared by many tasks
+        tasks.append(
+            Task(
+                id=f"t{index:03d}",
+                session_id="s",
+                model_ref=model,
+                engine=engine,
+                priority_rank=rank,
+                state=state,
+                created_at=at,
+                workload="completion",
+                ctx=256,
+                priority="batch",
+                max_tokens=8,
+                deadline_ms=60_000,
+                deadline_at=at + timedelta(minutes=1),
+            )
+        )
+    Task.objects.bulk_create(tasks)
+    return tasks
+
+
+def dispatched_before(task: Task, other: Task) -> bool:
+    """The dispatcher's order: priority, then age, then id."""
+    return (other.priority_rank, other.created_at, other.id) < (task.priority_rank, task.created_at, task.id)
+
+
+def expected_ahead(tasks: list[Task], task: Task) -> int:
+    return sum(
+        1
+        for other in tasks
+        if other.state == TaskState.QUEUED
+        and other.model_ref == task.model_ref
+        and other.engine == task.engine
+        and dispatched_before(task, other)
+    )
+
+
+def test_a_queued_task_counts_the_tasks_dispatched_before_it():
+    tasks = fill_queue()
+
+    for task in tasks:
+        counted = queued_ahead(task.model_ref, task.engine, task.priority_rank, task.created_at, task.id)
+        assert counted == expected_ahead(tasks, task), task.id
+
+
+@pytest.mark.parametrize("rank", [0, 1, 2])
+@pytest.mark.parametrize("offset_ms", [0, 15, 60])
+def test_admission_counts_the_whole_queue_and_what_is_ahead_of_a_newcomer(rank, offset_ms):
+    tasks = fill_queue()
+    now = T0 + timedelta(milliseconds=offset_ms)
+    newcomer = Task(id="~new", model_ref="m1", engine="openai", priority_rank=rank, created_at=now)
+
+    queued, ahead = queue_counts("m1", "openai", rank, now)
+
+    assert queued == sum(1 for task in tasks if task.state == TaskState.QUEUED)
+    # Nothing admitted at the same instant is counted ahead: the newcomer's id is not known to sort.
+    assert ahead == sum(
+        1
+        for task in tasks
+        if task.state == TaskState.QUEUED
+        and (task.model_ref, task.engine) == ("m1", "openai")
+        and (task.priority_rank, task.created_at) < (rank, now)
+    )
+    assert ahead <= expected_ahead(tasks, newcomer)
+
+
+def test_an_empty_queue_counts_nothing():
+    assert queue_counts("m1", "openai", 0, T0) == (0, 0)
+    assert queued_ahead("m1", "openai", 0, T0, "t") == 0
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plans")
+def test_the_counts_read_the_position_index_and_no_row():
+    fill_queue()
+    with CaptureQueriesContext(connection) as captured:
+        queue_counts("m1", "openai", 1, T0)
+        queued_ahead("m1", "openai", 1, T0, "t005")
+
+    for query in captured.captured_queries:
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {query['sql']}")
+            steps = [row[-1] for row in cursor.fetchall()]
+        reads = [step for step in steps if "tasks_task" in step]
+        assert reads, steps
+        # Every count is a range of an index holding every column it reads: no table row is read.
+        assert all("USING COVERING INDEX" in step for step in reads), steps
+        assert any("task_queue_position" in step for step in reads), steps
