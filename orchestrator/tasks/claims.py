@@ -27,7 +27,7 @@ from orchestrator.budgets import ledger
 from orchestrator.budgets.ledger import Remaining
 from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import record_session_placement
-from orchestrator.sql import Select, update
+from orchestrator.sql import Select, scalar, table, update
 from orchestrator.tasks.models import Task, TaskState
 from orchestrator.tasks.queue import placement_of, placement_request, pool_views
 from pools.models import Pool
@@ -37,8 +37,20 @@ logger = logging.getLogger("orchestrator.dispatch")
 
 # How many queued tasks one pass looks at; the rest wait for the next pass.
 SCAN_LIMIT = 500
-# Whether anything is queued: every pass asks (SQL written once, orchestrator.sql).
-_QUEUED = Select(Task, ("id",), '"state" = %s')
+
+
+def _worth_a_pass() -> bool:
+    """Whether a task is queued and a pool has a slot without a lease: every pass asks first.
+
+    Outside any transaction, so that most passes (nothing queued, or every
+    slot leased: each admission behind a full fleet wakes the dispatchers)
+    take no write lock. A task queued or a slot released after this look
+    wakes the dispatchers after its commit, and the pass that wake-up starts
+    looks again.
+    """
+    queued = f'SELECT 1 FROM {table(Task)} WHERE "state" = %s'  # noqa: S608 - values are parameters
+    free = f'SELECT 1 FROM {table(Pool)} WHERE "active_leases" < "slots_total"'  # noqa: S608
+    return bool(scalar(f"SELECT EXISTS ({queued}) AND EXISTS ({free})", [TaskState.QUEUED]))
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,7 @@ class Claim:
 
 def claim_tasks(owner: str, now: datetime, round_robin_offset: int = 0) -> list[Claim]:
     # Most passes find nothing to do: look before taking SQLite's write lock (BEGIN IMMEDIATE).
-    if not _QUEUED.first(TaskState.QUEUED):
+    if not _worth_a_pass():
         return []
     with transaction.atomic():
         rows = pool_rows()

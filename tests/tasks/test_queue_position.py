@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from orchestrator.tasks.models import Task, TaskState
 from orchestrator.tasks.queue import queue_counts, queued_ahead
+from tests.tasks.conftest import queued_task
 
 pytestmark = pytest.mark.django_db
 
@@ -28,21 +29,7 @@ def fill_queue() -> list[Task]:
     ):
         at = T0 + timedelta(milliseconds=(index % 5) * 10)  # five instants, shared by many tasks
         tasks.append(
-            Task(
-                id=f"t{index:03d}",
-                session_id="s",
-                model_ref=model,
-                engine=engine,
-                priority_rank=rank,
-                state=state,
-                created_at=at,
-                workload="completion",
-                ctx=256,
-                priority="batch",
-                max_tokens=8,
-                deadline_ms=60_000,
-                deadline_at=at + timedelta(minutes=1),
-            )
+            queued_task(f"t{index:03d}", at, model_ref=model, engine=engine, priority_rank=rank, state=state)
         )
     Task.objects.bulk_create(tasks)
     return tasks
@@ -77,7 +64,7 @@ def test_a_queued_task_counts_the_tasks_dispatched_before_it():
 def test_admission_counts_the_whole_queue_and_what_is_ahead_of_a_newcomer(rank, offset_ms):
     tasks = fill_queue()
     now = T0 + timedelta(milliseconds=offset_ms)
-    newcomer = Task(id="~new", model_ref="m1", engine="openai", priority_rank=rank, created_at=now)
+    newcomer = queued_task("~new", now, model_ref="m1", engine="openai", priority_rank=rank)
 
     queued, ahead = queue_counts("m1", "openai", rank, now)
 
