@@ -220,7 +220,9 @@ def run_admission(args: argparse.Namespace, servers: list[str]) -> dict[str, Any
             ]
             capacity = sorted(r.tasks_per_s for r in closed)[len(closed) // 2]
             rates = [round(capacity * 0.5), round(capacity * 0.9), 500]
-            opened = [asyncio.run(admission.open_loop(arm, orch.proc, rate=rate, seconds=6)) for rate in rates]
+            opened = [
+                asyncio.run(admission.open_loop(arm, orch.proc, rate=rate, seconds=6, concurrency=50)) for rate in rates
+            ]
             out[server] = {
                 "closed": [dataclasses.asdict(r) for r in closed],
                 "open": [dataclasses.asdict(r) for r in opened],

@@ -2,9 +2,13 @@
 
 Closed loop: `concurrency` clients each send the next task as soon as the
 previous answer arrives. Open loop: tasks are sent at a fixed arrival rate
-whatever the server does, and each latency is counted from the moment the
-task was *due*, so a server falling behind shows its queueing delay instead
-of slowing the generator down (no coordinated omission).
+whatever the server does, over at most `concurrency` connections (the
+target's "at 50 concurrency"), and each latency is counted from the moment
+the task was *due*, so a server falling behind shows its queueing delay
+(at the client, waiting for a connection) instead of slowing the generator
+down (no coordinated omission). Without the cap, a server behind the rate
+faced thousands of new connections, and measured their setup rather than
+admission.
 
 The pool's slots are all taken by long tasks first, so admitted tasks stay
 queued: this measures admission (validation, checks, the persisted insert,
@@ -33,6 +37,7 @@ class AdmissionRun:
     p99_ms: float
     errors: int
     cpu_share: float
+    connections: int | None = None  # at most this many at once (None: as many as the rate needed)
 
 
 async def _post(arm: Orchd, session: aiohttp.ClientSession, index: int) -> bool:
@@ -63,14 +68,21 @@ async def closed_loop(arm: Orchd, proc: Proc, *, concurrency: int, seconds: floa
         await asyncio.gather(*(client(i) for i in range(concurrency)))
         elapsed, cpu = time.perf_counter() - started, proc.cpu_s() - cpu0
     return AdmissionRun(
-        "closed", None, len(latencies) / elapsed, median(latencies), percentile(latencies, 99), errors, cpu / elapsed
+        "closed",
+        None,
+        len(latencies) / elapsed,
+        median(latencies),
+        percentile(latencies, 99),
+        errors,
+        cpu / elapsed,
+        concurrency,
     )
 
 
-async def open_loop(arm: Orchd, proc: Proc, *, rate: float, seconds: float) -> AdmissionRun:
+async def open_loop(arm: Orchd, proc: Proc, *, rate: float, seconds: float, concurrency: int = 50) -> AdmissionRun:
     latencies: list[float] = []
     errors = 0
-    async with new_session() as session:
+    async with new_session(limit=concurrency) as session:
         await asyncio.gather(*(_post(arm, session, i) for i in range(20)))  # warm up
 
         async def one(index: int, due: float) -> None:
@@ -92,7 +104,14 @@ async def open_loop(arm: Orchd, proc: Proc, *, rate: float, seconds: float) -> A
         await asyncio.gather(*pending)
         elapsed, cpu = time.perf_counter() - started, proc.cpu_s() - cpu0
     return AdmissionRun(
-        "open", rate, len(latencies) / elapsed, median(latencies), percentile(latencies, 99), errors, cpu / elapsed
+        "open",
+        rate,
+        len(latencies) / elapsed,
+        median(latencies),
+        percentile(latencies, 99),
+        errors,
+        cpu / elapsed,
+        concurrency,
     )
 
 

@@ -106,7 +106,8 @@ def main() -> None:
             profile.disable()
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         print(
-            f"{args.admissions} admissions behind {args.queued + 19} queued tasks: {wall / args.admissions * 1000:.2f} ms wall, "
+            f"{args.admissions} admissions behind {args.queued + 19} queued tasks: "
+            f"{wall / args.admissions * 1000:.2f} ms wall, "
             f"{cpu / args.admissions * 1000:.2f} ms CPU each" + (" (under cProfile)" if profile else "")
         )
         if profile:

@@ -368,18 +368,20 @@ def _admission_details(adm: dict[str, Any], meta: dict[str, Any]) -> str:
         "`POST /v2/tasks` only: the pool's slots are taken by two long tasks first, so admitted tasks "
         "stay queued (the dispatcher still looks at the queue after each). Closed loop: 50 clients, "
         "each sending its next task when the answer arrives, 6 s per round. Open loop: a fixed "
-        "arrival rate for 6 s (half and 90% of the closed-loop rate, and the 500/s target), latency "
+        "arrival rate for 6 s (half and 90% of the closed-loop rate, and the 500/s target) over at most "
+        "the connections shown (a task due while all are busy waits for one at the client), latency "
         "counted from when each task was due.",
         "",
-        "| server | loop | offered /s | admitted /s | p50 ms | p99 ms | errors | cores |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server | loop | connections | offered /s | admitted /s | p50 ms | p99 ms | errors | cores |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for server, runs in adm.items():
         for r in [*runs["closed"], *runs["open"]]:
             offered = "–" if r["offered_per_s"] is None else _f(r["offered_per_s"], 0)
+            connections = r.get("connections") or ("50" if r["mode"] == "closed" else "no cap")
             lines.append(
-                f"| {server} | {r['mode']} | {offered} | {_f(r['tasks_per_s'], 0)} | {_f(r['p50_ms'], 0)} | "
-                f"{_f(r['p99_ms'], 0)} | {r['errors']} | {_f(r['cpu_share'], 2)} |"
+                f"| {server} | {r['mode']} | {connections} | {offered} | {_f(r['tasks_per_s'], 0)} | "
+                f"{_f(r['p50_ms'], 0)} | {_f(r['p99_ms'], 0)} | {r['errors']} | {_f(r['cpu_share'], 2)} |"
             )
     return "\n".join(lines) + "\n"
 
