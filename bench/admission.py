@@ -40,6 +40,21 @@ class AdmissionRun:
     connections: int | None = None  # at most this many at once (None: as many as the rate needed)
 
 
+def _summary(
+    mode: str, rate: float | None, latencies: list[float], errors: int, elapsed: float, cpu: float, connections: int
+) -> AdmissionRun:
+    return AdmissionRun(
+        mode,
+        rate,
+        len(latencies) / elapsed,
+        median(latencies),
+        percentile(latencies, 99),
+        errors,
+        cpu / elapsed,
+        connections,
+    )
+
+
 async def _post(arm: Orchd, session: aiohttp.ClientSession, index: int) -> bool:
     try:
         await arm.admit(session, 16, index)
@@ -67,16 +82,7 @@ async def closed_loop(arm: Orchd, proc: Proc, *, concurrency: int, seconds: floa
         started, cpu0 = time.perf_counter(), proc.cpu_s()
         await asyncio.gather(*(client(i) for i in range(concurrency)))
         elapsed, cpu = time.perf_counter() - started, proc.cpu_s() - cpu0
-    return AdmissionRun(
-        "closed",
-        None,
-        len(latencies) / elapsed,
-        median(latencies),
-        percentile(latencies, 99),
-        errors,
-        cpu / elapsed,
-        concurrency,
-    )
+    return _summary("closed", None, latencies, errors, elapsed, cpu, concurrency)
 
 
 async def open_loop(arm: Orchd, proc: Proc, *, rate: float, seconds: float, concurrency: int = 50) -> AdmissionRun:
@@ -103,16 +109,7 @@ async def open_loop(arm: Orchd, proc: Proc, *, rate: float, seconds: float, conc
             pending.append(asyncio.create_task(one(index, due)))
         await asyncio.gather(*pending)
         elapsed, cpu = time.perf_counter() - started, proc.cpu_s() - cpu0
-    return AdmissionRun(
-        "open",
-        rate,
-        len(latencies) / elapsed,
-        median(latencies),
-        percentile(latencies, 99),
-        errors,
-        cpu / elapsed,
-        concurrency,
-    )
+    return _summary("open", rate, latencies, errors, elapsed, cpu, concurrency)
 
 
 async def occupy_slots(arm: Orchd, slots: int) -> None:
