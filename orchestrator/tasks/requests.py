@@ -18,6 +18,10 @@ from pools.models import Engine
 
 MAX_INPUTS = 256
 MAX_PROMPT_CHARS = 4 * 1024 * 1024
+# Pools named in `prefer_pools` / `avoid_pools`; characters of a short label field.
+MAX_POOL_IDS = 64
+MAX_LABEL_CHARS = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class TaskRequest:
 class IdListField(serializers.ListField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("child", IdField())
-        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("max_length", MAX_POOL_IDS)
         super().__init__(**kwargs)
 
 
@@ -80,7 +84,7 @@ class PlacementSerializer(serializers.Serializer[Placement]):
     prefer_pools = IdListField(required=False, default=list)
     avoid_pools = IdListField(required=False, default=list)
     require_device_mask = StrictCharField(
-        max_length=64, required=False, allow_null=True, allow_blank=True, default=None
+        max_length=MAX_LABEL_CHARS, required=False, allow_null=True, allow_blank=True, default=None
     )
     allow_fallback = StrictBooleanField(required=False, default=True)
 
@@ -106,9 +110,9 @@ class TaskRequestSerializer(serializers.Serializer[TaskRequest]):
         required=False,
         max_length=MAX_INPUTS,
     )
-    seed = StrictIntegerField(required=False, allow_null=True, min_value=-(2**63), max_value=2**63 - 1)
+    seed = StrictIntegerField(required=False, allow_null=True, min_value=INT64_MIN, max_value=INT64_MAX)
     determinism = serializers.ChoiceField(choices=["strict", "best_effort"], required=False, allow_null=True)
-    sampler_profile_version = StrictCharField(max_length=64, required=False, allow_null=True)
+    sampler_profile_version = StrictCharField(max_length=MAX_LABEL_CHARS, required=False, allow_null=True)
     expected_tokens = StrictIntegerField(required=False, allow_null=True, min_value=0)
     kv_hint = serializers.ChoiceField(choices=["reuse", "cold"], required=False, allow_null=True)
     placement = PlacementSerializer(required=False)
@@ -165,7 +169,6 @@ ENGINES = frozenset(Engine.values)
 PRIORITIES = frozenset(Priority.values)
 # What DRF's CharField refuses in any string: NUL and lone surrogates.
 _PROHIBITED = re.compile("[\x00\ud800-\udfff]")
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 class _Unsure(Exception):
@@ -198,18 +201,18 @@ def _accepted(data: dict[str, Any]) -> TaskRequest:
         workload=workload,
         model_ref=_checked(data.get("model_ref"), is_valid_model_id),
         engine=_choice(data, "engine", ENGINES),
-        ctx=_int(data.get("ctx"), 1, _INT64[1]),
+        ctx=_int(data.get("ctx"), 1, INT64_MAX),
         priority=_choice(data, "priority", PRIORITIES),
-        max_tokens=_int(data.get("max_tokens"), 1, _INT64[1]),
-        deadline_ms=_int(data.get("deadline_ms"), 1, _INT64[1]),
+        max_tokens=_int(data.get("max_tokens"), 1, INT64_MAX),
+        deadline_ms=_int(data.get("deadline_ms"), 1, INT64_MAX),
         prompt="" if prompt is _MISSING else _text(prompt, MAX_PROMPT_CHARS),
         inputs=() if inputs is _MISSING else tuple(_text(one, MAX_PROMPT_CHARS) for one in inputs),
-        seed=_optional(data, "seed", lambda value: _int(value, *_INT64)),
+        seed=_optional(data, "seed", lambda value: _int(value, INT64_MIN, INT64_MAX)),
         determinism=_optional(data, "determinism", lambda value: _one_of(value, ("strict", "best_effort"))),
         sampler_profile_version=_optional(
-            data, "sampler_profile_version", lambda value: _text(value, 64, blank=False, trimmed=True)
+            data, "sampler_profile_version", lambda value: _text(value, MAX_LABEL_CHARS, blank=False, trimmed=True)
         ),
-        expected_tokens=_optional(data, "expected_tokens", lambda value: _int(value, 0, _INT64[1])),
+        expected_tokens=_optional(data, "expected_tokens", lambda value: _int(value, 0, INT64_MAX)),
         kv_hint=_optional(data, "kv_hint", lambda value: _one_of(value, ("reuse", "cold"))),
         placement=_placement(data.get("placement", _MISSING)),
     )
@@ -235,7 +238,9 @@ def _placement(data: Any) -> Placement:
         pin_pool_id=pin_pool_id,
         prefer_pools=_ids(data.get("prefer_pools", [])),
         avoid_pools=_ids(data.get("avoid_pools", [])),
-        require_device_mask=_optional(data, "require_device_mask", lambda value: _text(value, 64, trimmed=True)),
+        require_device_mask=_optional(
+            data, "require_device_mask", lambda value: _text(value, MAX_LABEL_CHARS, trimmed=True)
+        ),
         allow_fallback=allow_fallback,
     )
 
@@ -261,7 +266,7 @@ def _checked(value: Any, valid: Any) -> str:
 
 
 def _ids(value: Any) -> tuple[str, ...]:
-    if type(value) is not list or len(value) > 64:
+    if type(value) is not list or len(value) > MAX_POOL_IDS:
         raise _Unsure
     return tuple(_id(one) for one in value)
 
