@@ -107,11 +107,9 @@ _SESSION_FIELDS = (
     "tokens_reserved",
     "cost_reserved",
 )
-_TOKEN_FIELDS = ("id", "tokens_budget", "cost_budget", "tokens_spent", "cost_spent", "tokens_reserved", "cost_reserved")
+TOKEN_FIELDS = ("id", "tokens_budget", "cost_budget", "tokens_spent", "cost_spent", "tokens_reserved", "cost_reserved")
 _SESSION = Select(Session, _SESSION_FIELDS, '"id" = %s')
-_TOKEN = Select(ApiToken, _TOKEN_FIELDS, '"id" = %s')
-_SESSION_LOCKED = Select(Session, _SESSION_FIELDS, '"id" = %s', for_update=True)
-_TOKEN_LOCKED = Select(ApiToken, _TOKEN_FIELDS, '"id" = %s', for_update=True)
+_TOKEN = Select(ApiToken, TOKEN_FIELDS, '"id" = %s')
 _SETTLING = Select(
     Task, ("id", "session_id", "token_id", "reserved_tokens", "reserved_cost", "session_started_at"), '"id" = %s'
 )
@@ -123,10 +121,12 @@ def remaining_for(session_id: str, token_id: int | None) -> Remaining:
     return combine(_session_left(session), _token_left(token))
 
 
-def reserve(session_id: str, token_id: int | None, max_tokens: int, price_per_token: Decimal) -> Grant:
-    """Clamp `max_tokens` to what the budgets leave and hold it (call inside a transaction)."""
-    session = _SESSION_LOCKED.first(session_id)
-    token = _TOKEN_LOCKED.first(token_id) if token_id is not None else None
+def reserve(session: Session | None, token: ApiToken | None, max_tokens: int, price_per_token: Decimal) -> Grant:
+    """Clamp `max_tokens` to what the budgets leave and hold it.
+
+    On the session and token rows as read in this transaction, after it took
+    their locks (admission: the session's turn UPDATE, the token's `TOKEN_LOCKED`); None: absent.
+    """
     session_left, token_left = _session_left(session), _token_left(token)
     _refuse_exhausted(session_left, "session")
     _refuse_exhausted(token_left, "API token")

@@ -42,12 +42,18 @@ logger = logging.getLogger("orchestrator.admission")
 # Admission holds this lock while it counts the queue and inserts, so N web
 # processes on PostgreSQL never admit past capacity (SQLite serializes writers anyway).
 CAPACITY_LOCK_KEY = 0x6F726368  # "orch"
+# SQLite runs one write transaction at a time: a slot freed before admission's shows in its
+# `unleased` read, and one freed after it wakes the dispatchers itself after its commit, so
+# a task queued while every slot is leased needs no wake-up (nor the pass it would start).
+# Concurrent writers (PostgreSQL) could free one in between unseen: there, always wake.
+SERIALIZED_WRITERS = connection.vendor == "sqlite"
 # Above this share of capacity in use, answers carry a non-zero backoff_ms.
 SATURATION = 0.8
 # The statements of every admission, written once as SQL (orchestrator.sql).
 _REPLAY = Select(Task, ("id", "request_digest", "admission_answer", "session_id", "token_id"), '"id" = %s')
 _CATALOGUED = Select(CatalogModel, all_fields(CatalogModel), '"id" = %s')
-_RATE_LIMIT = Select(ApiToken, ("id", "requests_per_minute"), '"id" = %s')
+# The token's budgets and rate, read once and locked until commit (its reservation is an UPDATE).
+_TOKEN_LOCKED = Select(ApiToken, (*ledger.TOKEN_FIELDS, "requests_per_minute"), '"id" = %s', for_update=True)
 
 
 @dataclass
@@ -98,10 +104,12 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
     with transaction.atomic():
         _lock_capacity()
         session = _open_turn(request, now)
-        grant = _reserve_budget(request, principal, price)
-        rate = _count_rate(request, principal, now)
+        token = _TOKEN_LOCKED.first(principal.token_id) if principal.token_id is not None else None
+        grant = _reserve_budget(session, token, request, price)
+        rate = _count_rate(request, token, now)
         try:
-            queued, position = queue_counts(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
+            counts = queue_counts(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
+            queued, position = counts.queued, counts.ahead
             prediction = predict_start(position, request.model_ref, serving)
             _check_deadline(request, prediction)
             victim = _make_room(request, prediction, queued)
@@ -127,7 +135,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
         # After the announcement, so that `started` stays frame 0.
         if dispatcher is not None and claim is not None:
             _start_or_requeue(dispatcher, claim)
-        else:
+        elif counts.unleased or not SERIALIZED_WRITERS:
             notify.wake_dispatchers()
 
     transaction.on_commit(after_commit)
@@ -193,21 +201,18 @@ def _budget_left(grant: ledger.Grant) -> ledger.Remaining:
     )
 
 
-def _reserve_budget(request: TaskRequest, principal: Principal, price: Decimal) -> ledger.Grant:
+def _reserve_budget(session: Session, token: ApiToken | None, request: TaskRequest, price: Decimal) -> ledger.Grant:
     try:
-        return ledger.reserve(request.session_id, principal.token_id, request.max_tokens, price)
+        return ledger.reserve(session, token, request.max_tokens, price)
     except ledger.BudgetExceeded as exc:
         raise ApiError(429, "BUDGET_EXCEEDED", exc.message, policy_label=exc.policy_label) from exc
 
 
-def _count_rate(request: TaskRequest, principal: Principal, now: datetime) -> ratelimit.RateDecision | None:
-    if principal.token_id is None:
+def _count_rate(request: TaskRequest, token: ApiToken | None, now: datetime) -> ratelimit.RateDecision | None:
+    if token is None or not token.requests_per_minute:
         return None
-    token = _RATE_LIMIT.first(principal.token_id)
-    limit = token.requests_per_minute if token is not None else None
-    if not limit:
-        return None
-    decision = ratelimit.consume(principal.token_id, limit, now)
+    limit = token.requests_per_minute
+    decision = ratelimit.consume(token.pk, limit, now)
     if not decision.allowed:
         raise ApiError(
             429,

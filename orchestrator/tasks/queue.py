@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from orchestrator.sql import Select, db_value, fetch, scalar, table, update
+from orchestrator.tasks import tally
 from orchestrator.tasks.models import ServiceTime, Task, TaskState
 from orchestrator.tasks.requests import Placement
 from pools.models import Pool
@@ -98,30 +99,67 @@ def queued_ahead(model_ref: str, engine: str, rank: int, created_at: datetime, t
     return int(scalar(f"SELECT {ahead}", params))
 
 
-def queue_counts(model_ref: str, engine: str, rank: int, created_at: datetime) -> tuple[int, int]:
-    """(all queued tasks, those of them `queued_ahead` of a task not yet queued): one statement."""
+@dataclass(frozen=True)
+class QueueCounts:
+    queued: int  # every queued task
+    ahead: int  # those of them `queued_ahead` of the newcomer
+    unleased: bool  # some pool has a slot without a lease
+
+
+def queue_counts(model_ref: str, engine: str, rank: int, created_at: datetime) -> QueueCounts:
+    """What admission reads of the queue for a task not yet queued, in one statement."""
     ahead, params = _ahead(model_ref, engine, rank, created_at, None)
-    every = f'SELECT COUNT(*) FROM {table(Task)} WHERE "state" = %s'  # noqa: S608 - values are parameters
-    row = fetch(f"SELECT ({every}), {ahead}", [TaskState.QUEUED, *params], one=True)
-    return int(row[0]), int(row[1])
+    unleased = f'EXISTS (SELECT 1 FROM {table(Pool)} WHERE "active_leases" < "slots_total")'  # noqa: S608
+    if _tallied():
+        every = f"SELECT COALESCE(SUM(queued), 0) FROM {tally.TABLE}"  # noqa: S608 - a constant
+    else:
+        every = f'SELECT COUNT(*) FROM {table(Task)} WHERE "state" = %s'  # noqa: S608 - values are parameters
+        params = [TaskState.QUEUED, *params]
+    row = fetch(f"SELECT ({every}), {ahead}, {unleased}", params, one=True)
+    return QueueCounts(int(row[0]), int(row[1]), bool(row[2]))
+
+
+def _tallied() -> bool:
+    """Whether the database keeps the queue's tally (SQLite: orchestrator/tasks/tally.py)."""
+    return connection.vendor == "sqlite"
 
 
 def _ahead(model_ref: str, engine: str, rank: int, created_at: datetime, task_id: str | None) -> tuple[str, list[Any]]:
     """The expression `queued_ahead` selects, and its parameters.
 
-    A sum of counts, one per range of the `task_queue_position` index (a
-    higher priority; the same priority and earlier; the same instant and a
-    smaller id), so that each reads consecutive index entries and no rows:
-    one OR of the three read every entry of the (model, engine) and compared
-    its timestamp, twice as slow at a deep queue.
+    Ahead of a task: every queued task of its (model, engine) with a higher
+    priority, and of the same priority those queued earlier, or at the same
+    instant with a smaller id (the dispatcher's order). A task not yet queued
+    (`task_id` None) has no id to sort by, and nothing of its instant is ahead.
+
+    With the tally (SQLite), that is the tally of the higher and the same
+    priorities less the tasks of the same priority that are not ahead: those
+    queued at or after this instant, at most a few, read from the
+    `task_queue_position` index. Without it, a sum of counts of that index,
+    one per range (a higher priority; the same and earlier; the same instant
+    and a smaller id), each reading consecutive index entries and no rows.
     """
     at = db_value(Task, "created_at", created_at)
     same = f'SELECT COUNT(*) FROM {table(Task)} WHERE "state" = %s AND "model_ref" = %s AND "engine" = %s'  # noqa: S608
+    key = [TaskState.QUEUED, model_ref, engine, rank]
+    if _tallied():
+        counted = f"SELECT COALESCE(SUM(queued), 0) FROM {tally.TABLE} WHERE model_ref = %s AND engine = %s"  # noqa: S608
+        if task_id is None:
+            behind = [f'({same} AND "priority_rank" = %s AND "created_at" >= %s)']
+            behind_params = [*key, at]
+        else:
+            behind = [
+                f'({same} AND "priority_rank" = %s AND "created_at" > %s)',
+                f'({same} AND "priority_rank" = %s AND "created_at" = %s AND "id" >= %s)',
+            ]
+            behind_params = [*key, at, *key, at, task_id]
+        expression = " - ".join([f"({counted} AND priority_rank <= %s)", *behind])
+        return expression, [model_ref, engine, rank, *behind_params]
     ranges = [f'({same} AND "priority_rank" < %s)', f'({same} AND "priority_rank" = %s AND "created_at" < %s)']
-    params: list[Any] = [TaskState.QUEUED, model_ref, engine, rank, TaskState.QUEUED, model_ref, engine, rank, at]
+    params: list[Any] = [*key, *key, at]
     if task_id is not None:
         ranges.append(f'({same} AND "priority_rank" = %s AND "created_at" = %s AND "id" < %s)')
-        params += [TaskState.QUEUED, model_ref, engine, rank, at, task_id]
+        params += [*key, at, task_id]
     return " + ".join(ranges), params
 
 

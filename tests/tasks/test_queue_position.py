@@ -76,7 +76,8 @@ def test_admission_counts_the_whole_queue_and_what_is_ahead_of_a_newcomer(rank, 
     tasks = fill_queue()
     now = T0 + timedelta(milliseconds=offset_ms)
 
-    queued, ahead = queue_counts("m1", "openai", rank, now)
+    counts = queue_counts("m1", "openai", rank, now)
+    queued, ahead = counts.queued, counts.ahead
 
     assert queued == sum(1 for task in tasks if task.state == TaskState.QUEUED)
     # Nothing admitted at the same instant is counted ahead: the newcomer's id is not known to sort.
@@ -90,7 +91,8 @@ def test_admission_counts_the_whole_queue_and_what_is_ahead_of_a_newcomer(rank, 
 
 
 def test_an_empty_queue_counts_nothing():
-    assert queue_counts("m1", "openai", 0, T0) == (0, 0)
+    counts = queue_counts("m1", "openai", 0, T0)
+    assert (counts.queued, counts.ahead) == (0, 0)
     assert queued_ahead("m1", "openai", 0, T0, "t") == 0
 
 

@@ -1,0 +1,104 @@
+"""SQLite's tally of queued tasks (orchestrator/tasks/tally.py): in step with the task table, however it changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from orchestrator.sql import execute
+from orchestrator.tasks import tally
+from orchestrator.tasks.models import Task, TaskState
+from orchestrator.tasks.queue import queue_counts
+from tests.tasks.conftest import queued_task
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "sqlite", reason="the tally is SQLite's (PostgreSQL counts the index)"),
+]
+
+T0 = timezone.now().replace(microsecond=0)
+
+
+def tallied() -> dict[tuple[str, str, int], int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT model_ref, engine, priority_rank, queued FROM {tally.TABLE} WHERE queued != 0")  # noqa: S608
+        return {(model, engine, rank): queued for model, engine, rank, queued in cursor.fetchall()}
+
+
+def counted() -> dict[tuple[str, str, int], int]:
+    counts: dict[tuple[str, str, int], int] = {}
+    for task in Task.objects.filter(state=TaskState.QUEUED):
+        key = (task.model_ref, task.engine, task.priority_rank)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_the_migrations_leave_the_triggers_in_place():
+    # Django rebuilds an SQLite table for some column changes, dropping its triggers: a migration
+    # that rebuilds tasks_task must install the tally again.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'")
+        triggers = dict(cursor.fetchall())
+    assert {name: triggers.get(name) for name in tally.TRIGGERS} == dict.fromkeys(tally.TRIGGERS, "tasks_task")
+
+
+def test_every_kind_of_change_keeps_the_tally_in_step():
+    queued_task("a", T0, model_ref="m1", priority_rank=0).save()
+    queued_task("b", T0, model_ref="m1", priority_rank=0).save()
+    Task.objects.bulk_create(
+        [
+            queued_task("c", T0, model_ref="m1", priority_rank=1),
+            queued_task("d", T0, model_ref="m2", priority_rank=1),
+            queued_task("e", T0, model_ref="m2", priority_rank=2, state=TaskState.RUNNING),
+            queued_task("f", T0, model_ref="m2", priority_rank=2),
+        ]
+    )
+    assert (
+        tallied()
+        == counted()
+        == {("m1", "llamacpp", 0): 2, ("m1", "llamacpp", 1): 1, ("m2", "llamacpp", 1): 1, ("m2", "llamacpp", 2): 1}
+    )
+
+    # A save writes every column, the state unchanged: counted once still.
+    task = Task.objects.get(id="a")
+    task.prompt = "again"
+    task.save()
+    assert tallied() == counted()
+
+    # Leaving the queue, one row and many; coming back (a requeue); a running task finishing.
+    Task.objects.filter(id="b").update(state=TaskState.DISPATCHED)
+    Task.objects.filter(id__in=["c", "d"]).update(state=TaskState.CANCELED)
+    Task.objects.filter(id="b").update(state=TaskState.QUEUED, pool_id="")
+    Task.objects.filter(id="e").update(state=TaskState.COMPLETED)
+    assert tallied() == counted() == {("m1", "llamacpp", 0): 2, ("m2", "llamacpp", 2): 1}
+
+    # A queued task moved to another key, by the ORM and by raw SQL.
+    Task.objects.filter(id="a").update(priority_rank=2, model_ref="m2")
+    execute('UPDATE "tasks_task" SET "engine" = %s WHERE "id" = %s', ["vllm", "f"])
+    assert tallied() == counted() == {("m1", "llamacpp", 0): 1, ("m2", "llamacpp", 2): 1, ("m2", "vllm", 2): 1}
+
+    # Deletes: a queued row, a finished row, and the rest at once.
+    Task.objects.filter(id="b").delete()
+    Task.objects.filter(id="e").delete()
+    assert tallied() == counted() == {("m2", "llamacpp", 2): 1, ("m2", "vllm", 2): 1}
+    Task.objects.all().delete()
+    assert tallied() == counted() == {}
+
+
+def test_installing_counts_the_queue_as_it_stands():
+    Task.objects.bulk_create([queued_task(f"t{i}", T0 + timedelta(seconds=i), priority_rank=i % 3) for i in range(7)])
+    with connection.cursor() as cursor:
+        tally.remove(cursor)
+    Task.objects.filter(id="t0").update(state=TaskState.RUNNING)  # unseen: no triggers now
+
+    with connection.cursor() as cursor:
+        tally.install(cursor)
+
+    assert (
+        tallied() == counted() == {("tiny", "llamacpp", 0): 2, ("tiny", "llamacpp", 1): 2, ("tiny", "llamacpp", 2): 2}
+    )
+    counts = queue_counts("tiny", "llamacpp", 1, T0 + timedelta(minutes=1))
+    assert (counts.queued, counts.ahead) == (6, 4)
