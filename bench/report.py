@@ -366,7 +366,7 @@ def _admission_details(adm: dict[str, Any], meta: dict[str, Any]) -> str:
         "## 5. Admission",
         "",
         "`POST /v2/tasks` only: the pool's slots are taken by two long tasks first, so admitted tasks "
-        "stay queued (the dispatcher still looks at the queue after each). Closed loop: 50 clients, "
+        "stay queued (on SQLite, with every slot leased, no dispatcher is woken for them). Closed loop: 50 clients, "
         "each sending its next task when the answer arrives, 6 s per round. Open loop: a fixed "
         "arrival rate for 6 s (half and 90% of the closed-loop rate, and the 500/s target) over at most "
         "the connections shown (a task due while all are busy waits for one at the client), latency "
