@@ -16,6 +16,7 @@ from orchestrator import metrics
 from orchestrator.api.errors import ApiError, conflict, not_found
 from orchestrator.auth.models import ApiToken, Role
 from orchestrator.auth.services import Principal, issue_token
+from orchestrator.tasks import notify
 from pools.models import Pool
 from pools.services import PoolReport, PoolSpec, apply_pool_report, desired_state, pools_lost, upsert_pools
 
@@ -128,11 +129,15 @@ def record_heartbeat(node_id: str, reports: list[PoolReport], principal: Princip
         pools = {pool.id: pool for pool in Pool.objects.select_for_update().filter(node=node)}
         _refuse_unknown_pools(node_id, reports, pools)
         was_status = node.status
+        was_serving = {pool_id: _serving(pool) for pool_id, pool in pools.items()}
         node.stale_at, node.offline_at = node.deadlines_from(now)
         node.last_heartbeat_at, node.status = now, NodeStatus.ONLINE
         node.save(update_fields=["stale_at", "offline_at", "last_heartbeat_at", "status"])
         for report in reports:
             apply_pool_report(pools[report.pool_id], report, now)
+        if was_status != NodeStatus.ONLINE or any(_serving(pools[p]) != was for p, was in was_serving.items()):
+            # Queued tasks may fit now (admission wakes no dispatcher behind a fully leased fleet).
+            notify.wake_dispatchers_on_commit()
         answer = HeartbeatAnswer(
             next_heartbeat_ms=settings.ORCHD_HEARTBEAT_INTERVAL_MS,
             pools=[desired_state(pool) for pool in sorted(pools.values(), key=lambda p: p.id)],
@@ -141,6 +146,11 @@ def record_heartbeat(node_id: str, reports: list[PoolReport], principal: Princip
         logger.info("node.online", extra={"node_id": node_id, "was": was_status})
     metrics.orchd_node_heartbeats_total.labels(outcome="ok").inc()
     return answer
+
+
+def _serving(pool: Pool) -> tuple[object, ...]:
+    """What of a pool's reported state placement and claims read."""
+    return (pool.ready, pool.draining, pool.slots_total, tuple(pool.model_refs or ()))
 
 
 def _refuse_unknown_pools(node_id: str, reports: list[PoolReport], pools: dict[str, Pool]) -> None:

@@ -141,8 +141,11 @@ def _database(url: str) -> dict[str, object]:
         config["ENGINE"] = "orchestrator.db.sqlite3"  # django-prometheus's, statements tallied
         # WAL lets readers run beside the single writer; IMMEDIATE transactions
         # take the write lock up front so two writers queue on the busy timeout
-        # instead of one failing with "database is locked" on upgrade.
-        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        # instead of one failing with "database is locked" on upgrade. Recursive triggers:
+        # a row that REPLACE deletes fires its delete triggers (the queue's tally, tasks/tally.py).
+        options.setdefault(
+            "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA recursive_triggers=ON;"
+        )
         options.setdefault("transaction_mode", "IMMEDIATE")
         options.setdefault("timeout", 20)
         config["TEST"] = {"NAME": str(DATA_DIR / "test_orchestrator.sqlite3")}

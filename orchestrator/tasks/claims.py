@@ -43,8 +43,8 @@ def _worth_a_pass() -> bool:
     """Whether a task is queued and a pool has a slot without a lease: every pass asks first.
 
     Outside any transaction, so that most passes (nothing queued, or every
-    slot leased: each admission behind a full fleet wakes the dispatchers)
-    take no write lock. A task queued or a slot released after this look
+    slot leased: on PostgreSQL each admission behind a full fleet wakes the
+    dispatchers) take no write lock. A task queued or a slot released after this look
     wakes the dispatchers after its commit, and the pass that wake-up starts
     looks again.
     """

@@ -132,29 +132,22 @@ def _ahead(model_ref: str, engine: str, rank: int, created_at: datetime, task_id
     instant with a smaller id (the dispatcher's order). A task not yet queued
     (`task_id` None) has no id to sort by, and nothing of its instant is ahead.
 
-    With the tally (SQLite), that is the tally of the higher and the same
-    priorities less the tasks of the same priority that are not ahead: those
-    queued at or after this instant, at most a few, read from the
-    `task_queue_position` index. Without it, a sum of counts of that index,
-    one per range (a higher priority; the same and earlier; the same instant
-    and a smaller id), each reading consecutive index entries and no rows.
+    For a newcomer, with the tally (SQLite): the tally of the higher and the
+    same priorities, less the tasks of the same priority queued at or after
+    its instant (at most a few), read from the `task_queue_position` index.
+    Otherwise a sum of counts of that index, one per range (a higher
+    priority; the same and earlier; the same instant and a smaller id), each
+    reading consecutive index entries and no rows: a queued task's own
+    position (its status) costs what is ahead of it, where the tally would
+    cost what is behind it.
     """
     at = db_value(Task, "created_at", created_at)
     same = f'SELECT COUNT(*) FROM {table(Task)} WHERE "state" = %s AND "model_ref" = %s AND "engine" = %s'  # noqa: S608
     key = [TaskState.QUEUED, model_ref, engine, rank]
-    if _tallied():
+    if task_id is None and _tallied():
         counted = f"SELECT COALESCE(SUM(queued), 0) FROM {tally.TABLE} WHERE model_ref = %s AND engine = %s"  # noqa: S608
-        if task_id is None:
-            behind = [f'({same} AND "priority_rank" = %s AND "created_at" >= %s)']
-            behind_params = [*key, at]
-        else:
-            behind = [
-                f'({same} AND "priority_rank" = %s AND "created_at" > %s)',
-                f'({same} AND "priority_rank" = %s AND "created_at" = %s AND "id" >= %s)',
-            ]
-            behind_params = [*key, at, *key, at, task_id]
-        expression = " - ".join([f"({counted} AND priority_rank <= %s)", *behind])
-        return expression, [model_ref, engine, rank, *behind_params]
+        behind = f'({same} AND "priority_rank" = %s AND "created_at" >= %s)'
+        return f"({counted} AND priority_rank <= %s) - {behind}", [model_ref, engine, rank, *key, at]
     ranges = [f'({same} AND "priority_rank" < %s)', f'({same} AND "priority_rank" = %s AND "created_at" < %s)']
     params: list[Any] = [*key, *key, at]
     if task_id is not None:

@@ -9,7 +9,8 @@ depth (`queue.py` reads it).
 
 The triggers change the tally in the statement, and so in the transaction,
 that changes a task row, however it is changed: the ORM, raw SQL, the admin,
-a bulk update, a delete, a fixture load. A task row counts while its state is
+a bulk update, a delete, a fixture load, and a row that `INSERT OR REPLACE`
+deletes (the connection turns `recursive_triggers` on for that). A task row counts while its state is
 `queued`; a row that leaves that state, or moves to another key while in it,
 is taken off its old key. Rows at zero stay (there are few keys).
 
@@ -52,17 +53,17 @@ STATEMENTS = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} ("
     " model_ref varchar(128) NOT NULL, engine varchar(16) NOT NULL, priority_rank integer NOT NULL,"
     f" queued integer NOT NULL, PRIMARY KEY ({_KEY})) WITHOUT ROWID",
-    f"CREATE TRIGGER IF NOT EXISTS {TRIGGERS[0]} AFTER INSERT ON tasks_task"
-    f" WHEN NEW.state = {_QUEUED} BEGIN {_add('NEW')} END",
-    f"CREATE TRIGGER IF NOT EXISTS {TRIGGERS[1]} AFTER UPDATE OF state, {_KEY} ON tasks_task"
+    f"CREATE TRIGGER {TRIGGERS[0]} AFTER INSERT ON tasks_task WHEN NEW.state = {_QUEUED} BEGIN {_add('NEW')} END",
+    f"CREATE TRIGGER {TRIGGERS[1]} AFTER UPDATE OF state, {_KEY} ON tasks_task"
     f" WHEN OLD.state = {_QUEUED} OR NEW.state = {_QUEUED} BEGIN {_take('OLD')} {_add('NEW')} END",
-    f"CREATE TRIGGER IF NOT EXISTS {TRIGGERS[2]} AFTER DELETE ON tasks_task"
-    f" WHEN OLD.state = {_QUEUED} BEGIN {_take('OLD')} END",
+    f"CREATE TRIGGER {TRIGGERS[2]} AFTER DELETE ON tasks_task WHEN OLD.state = {_QUEUED} BEGIN {_take('OLD')} END",
 )
 
 
 def install(cursor: Any) -> None:
-    """Create the tally and its triggers (if missing), and count the queue as it stands."""
+    """Create the tally (if missing) and the triggers as written here, and count the queue as it stands."""
+    for trigger in TRIGGERS:
+        cursor.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     for statement in STATEMENTS:
         cursor.execute(statement)
     cursor.execute(f"DELETE FROM {TABLE}")  # noqa: S608 - constants

@@ -132,3 +132,26 @@ def test_reported_slots_free_never_exceeds_slots_total(node_api):
 
     pool = Pool.objects.get(id="p1")
     assert pool.slots_free <= pool.slots_total
+
+
+@pytest.fixture
+def wakes(monkeypatch):
+    from orchestrator.tasks import notify
+
+    calls = []
+    monkeypatch.setattr(notify, "wake_dispatchers", lambda: calls.append(1))
+    return calls
+
+
+def test_a_heartbeat_that_adds_slots_wakes_the_dispatchers(node_api, wakes, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        node_api.post("/v2/nodes/gpu-1/heartbeat", heartbeat(report(slots_free=4)))  # online, ready: wakes
+    wakes.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        node_api.post("/v2/nodes/gpu-1/heartbeat", heartbeat(report(slots_free=4)))
+    assert wakes == [], "nothing placement reads has changed"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        node_api.post("/v2/nodes/gpu-1/heartbeat", heartbeat(report(slots_total=8, slots_free=8)))
+    assert wakes == [1], "tasks queued behind a fully leased fleet may fit now"

@@ -102,3 +102,16 @@ def test_installing_counts_the_queue_as_it_stands():
     )
     counts = queue_counts("tiny", "llamacpp", 1, T0 + timedelta(minutes=1))
     assert (counts.queued, counts.ahead) == (6, 4)
+
+
+def test_a_row_replaced_by_raw_sql_leaves_its_key():
+    queued_task("r", T0, model_ref="m1", priority_rank=0).save()
+    columns = [field.column for field in Task._meta.concrete_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)} FROM tasks_task WHERE id = %s", ["r"])  # noqa: S608
+        row = list(cursor.fetchone())
+        row[columns.index("model_ref")] = "m2"
+        placeholders = ", ".join(["%s"] * len(columns))
+        cursor.execute(f"INSERT OR REPLACE INTO tasks_task ({', '.join(columns)}) VALUES ({placeholders})", row)  # noqa: S608
+
+    assert tallied() == counted() == {("m2", "llamacpp", 0): 1}
