@@ -239,7 +239,24 @@ class Select(Generic[M]):
             # As the ORM's select_for_update(): a lock outside a transaction would be released at once.
             raise TransactionManagementError("Select(for_update=True) must run inside a transaction.")
         sql, converters = self._for_this_connection(db)
-        rows = fetch(sql, params)
+        return self._instances(db, converters, fetch(sql, params))
+
+    def first(self, *params: Any) -> M | None:
+        found = self.all(*params)
+        return found[0] if found else None
+
+    def returning(self, statement: str, params: Sequence[Any]) -> list[M]:
+        """The rows `statement` (an INSERT or UPDATE of the model's table) writes, with these fields.
+
+        Appends `RETURNING` (PostgreSQL; SQLite from 3.35, where
+        `connection.features.can_return_columns_from_insert`).
+        """
+        db = connections[DEFAULT_DB_ALIAS]
+        _, converters = self._for_this_connection(db)
+        columns = ", ".join(db.ops.quote_name(field.column) for field in self.fields)
+        return self._instances(db, converters, fetch(f"{statement} RETURNING {columns}", params))
+
+    def _instances(self, db: Any, converters: list[tuple[Any, list[Converter]]], rows: list[Any]) -> list[M]:
         found = []
         for row in rows:
             values = list(row)
@@ -248,7 +265,3 @@ class Select(Generic[M]):
                     values[index] = function(values[index], column, db)
             found.append(self.model.from_db(db.alias, self.attnames, values))
         return found
-
-    def first(self, *params: Any) -> M | None:
-        found = self.all(*params)
-        return found[0] if found else None

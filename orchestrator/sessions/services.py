@@ -7,16 +7,18 @@ the same session at once without locks and without lost updates.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 
 from orchestrator.sessions.models import Session
-from orchestrator.sql import Select, all_fields, db_value, greatest, insert, update
+from orchestrator.sql import Select, all_fields, db_value, greatest, insert, table, update
 
 logger = logging.getLogger("orchestrator.sessions")
 
@@ -57,11 +59,66 @@ def open_session_turn(session_id: str, now: datetime, *, max_turns: int | None =
 
     An expired session is started afresh (expired counts as absent). The turn
     limit (`max_turns`, default ORCHD_SESSION_MAX_TURNS, 0 = unlimited) is part
-    of the UPDATE's condition, so two concurrent admissions cannot both take
+    of the statement's condition, so two concurrent admissions cannot both take
     the last turn; TurnLimitReached when it is used up.
+
+    One statement where the database returns written rows (`_open`: an upsert
+    that creates, restarts or renews); otherwise up to four (`_open_in_steps`).
     """
     limit = settings.ORCHD_SESSION_MAX_TURNS if max_turns is None else max_turns
     expires_at = now + session_ttl()
+    if not _returns_rows():
+        return _open_in_steps(session_id, now, expires_at, limit)
+    session = _open(session_id, now, expires_at, limit)
+    if session is None:
+        raise TurnLimitReached(session_id, limit)
+    if session.created_at == now:
+        logger.info("session.started", extra={"session_id": session_id})
+    return session
+
+
+def _returns_rows() -> bool:
+    """Whether the database has RETURNING (PostgreSQL; SQLite from 3.35)."""
+    return bool(connection.features.can_return_columns_from_insert)
+
+
+def _open(session_id: str, now: datetime, expires_at: datetime, limit: int) -> Session | None:
+    """Create, restart (expired) or renew the session in one upsert; None: live and at the turn limit."""
+    fresh = _fresh_fields(now, expires_at)
+    params = [session_id, *(db_value(Session, name, value) for name, value in fresh.items())]
+    if limit:
+        params.append(limit)
+    found = _SESSION.returning(_upsert(connection.vendor, tuple(fresh), bool(limit)), params)
+    return found[0] if found else None
+
+
+@functools.cache
+def _upsert(vendor: str, fresh: tuple[str, ...], limited: bool) -> str:
+    """The upsert of `_open` (per backend: `greatest`), written once.
+
+    Every expression of the UPDATE reads the row as it was, so "expired" (its
+    expiry at or before the new row's creation, i.e. now) holds for all of
+    them alike: an expired row takes the new row's values, a live one keeps
+    its own but for a turn more and the later expiry.
+    """
+    name = table(Session)
+    expired = f'{name}."expires_at" <= EXCLUDED."created_at"'
+    kept = {
+        "turns": f'{name}."turns" + 1',
+        "expires_at": greatest(f'{name}."expires_at"', 'EXCLUDED."expires_at"'),
+    }
+    assignments = []
+    for field in fresh:
+        live = kept.get(field, f'{name}."{field}"')
+        assignments.append(f'"{field}" = CASE WHEN {expired} THEN EXCLUDED."{field}" ELSE {live} END')
+    columns = ", ".join(f'"{field}"' for field in ("id", *fresh))
+    values = ", ".join(["%s"] * (len(fresh) + 1))
+    sql = f'INSERT INTO {name} ({columns}) VALUES ({values}) ON CONFLICT ("id") DO UPDATE SET {", ".join(assignments)}'  # noqa: S608
+    return sql + f' WHERE {expired} OR {name}."turns" < %s' if limited else sql
+
+
+def _open_in_steps(session_id: str, now: datetime, expires_at: datetime, limit: int) -> Session:
+    """`open_session_turn` where the database returns no written rows: renew, restart or create, then read."""
     for _ in range(OPEN_ATTEMPTS):
         if _renew(session_id, now, expires_at, limit):
             session = _SESSION.first(session_id)
@@ -120,14 +177,14 @@ def _restart_expired(session_id: str, now: datetime, expires_at: datetime) -> bo
     params += [session_id, db_value(Session, "expires_at", now)]
     restarted = update(Session, assignments, '"id" = %s AND "expires_at" <= %s', params) == 1
     if restarted:
-        logger.info("session.restarted", extra={"session_id": session_id})
+        logger.info("session.started", extra={"session_id": session_id})
     return restarted
 
 
 def _create(session_id: str, now: datetime, expires_at: datetime) -> bool:
     if not insert(Session(id=session_id, **_fresh_fields(now, expires_at)), if_absent=True):
         return False  # another process created it first; renewing it is next
-    logger.info("session.created", extra={"session_id": session_id})
+    logger.info("session.started", extra={"session_id": session_id})
     return True
 
 

@@ -18,7 +18,7 @@ from nodes.models import Node
 from orchestrator.artifacts.models import Artifact, ArtifactTag
 from orchestrator.db import statements
 from orchestrator.sessions.models import Session
-from orchestrator.sql import Select, all_fields, count, db_value, greatest, insert, insert_values, update
+from orchestrator.sql import Select, all_fields, count, db_value, greatest, insert, insert_values, numeric, update
 from orchestrator.tasks.models import Task, TaskState
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +96,23 @@ def test_select_converts_values_as_the_orm_does():
     assert found.reserved_cost == Decimal("0.001600")
     assert found.admission_answer["nested"] == {"x": [1, None]}
     assert found.budget_settled is True
+
+
+def test_returning_gives_the_written_rows_converted_as_the_orm_reads_them():
+    insert(task("t-1"))
+    insert(task("t-2"))
+    select = Select(Task, ("id", "state", "reserved_cost", "created_at"), "1 = 1")
+
+    written = select.returning(
+        f'UPDATE "tasks_task" SET "state" = %s, "reserved_cost" = {numeric()} WHERE "id" = %s',  # noqa: S608
+        [TaskState.CANCELED, db_value(Task, "reserved_cost", Decimal("2.5")), "t-1"],
+    )
+
+    assert [(row.id, row.state, row.reserved_cost, row.created_at) for row in written] == [
+        ("t-1", TaskState.CANCELED, Decimal("2.5"), NOW)
+    ]
+    assert Task.objects.get(id="t-1").state == TaskState.CANCELED
+    assert select.returning('UPDATE "tasks_task" SET "state" = %s WHERE "id" = %s', ["running", "t-none"]) == []
 
 
 def test_select_of_some_fields_defers_the_rest_and_keeps_them_in_order():
