@@ -85,11 +85,23 @@ def _returns_rows() -> bool:
 def _open(session_id: str, now: datetime, expires_at: datetime, limit: int) -> Session | None:
     """Create, restart (expired) or renew the session in one upsert; None: live and at the turn limit."""
     fresh = _fresh_fields(now, expires_at)
-    params = [session_id, *(db_value(Session, name, value) for name, value in fresh.items())]
+    vendor = connection.vendor
+    params: list[Any] = [session_id]
+    for name, value in fresh.items():
+        params.append(db_value(Session, name, value) if name in _MOMENTS else _constant(vendor, name, value))
     if limit:
         params.append(limit)
     found = _SESSION.returning(_upsert(connection.vendor, tuple(fresh), bool(limit)), params)
     return found[0] if found else None
+
+
+# The fresh fields that change with every call; the rest are defaults and settings, adapted once.
+_MOMENTS = frozenset({"created_at", "expires_at"})
+
+
+@functools.lru_cache(maxsize=64)
+def _constant(vendor: str, name: str, value: Any) -> Any:
+    return db_value(Session, name, value)
 
 
 @functools.cache
