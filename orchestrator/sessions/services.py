@@ -72,7 +72,7 @@ def open_session_turn(session_id: str, now: datetime, *, max_turns: int | None =
     session = _open(session_id, now, expires_at, limit)
     if session is None:
         raise TurnLimitReached(session_id, limit)
-    if session.created_at == now:
+    if session.turns == 1 and session.created_at == now:  # created or restarted (a renewal has 2 turns or more)
         logger.info("session.started", extra={"session_id": session_id})
     return session
 

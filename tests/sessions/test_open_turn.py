@@ -131,3 +131,38 @@ def test_it_renews_a_session_created_by_a_racing_process(way):
     # then our turn is counted on the rival's session
     assert session.turns == 2
     assert Session.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_logs_a_start_once_even_when_turns_share_an_instant(caplog):
+    with caplog.at_level("INFO", logger="orchestrator.sessions"):
+        open_session_turn("s-log", NOW)
+        open_session_turn("s-log", NOW)  # a renewal at the creating instant
+        open_session_turn("s-log", NOW + TTL)  # expired: started afresh
+
+    assert [record.msg for record in caplog.records] == ["session.started", "session.started"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_turns_are_all_counted_and_an_expired_session_restarts_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections, transaction
+
+    open_session_turn("s-old", NOW - TTL)  # expired at NOW
+
+    def turn(session_id: str) -> int:
+        try:
+            with transaction.atomic():  # as admission opens its turn
+                return open_session_turn(session_id, NOW).turns
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        seen = list(pool.map(turn, ["s-new", "s-old"] * 20))
+
+    for session_id in ("s-new", "s-old"):
+        session = Session.objects.get(pk=session_id)
+        assert (session.turns, session.created_at) == (20, NOW), session_id
+    # Each turn saw its own count: none lost, and exactly one start per session.
+    assert sorted(seen) == sorted([*range(1, 21), *range(1, 21)])
