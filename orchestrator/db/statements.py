@@ -5,7 +5,7 @@ The series are django-prometheus's own (`django_db_execute_total`,
 `django_db_errors_total`). In multiprocess mode every update of a series is
 a locked write to a memory-mapped file; a statement made three (the count,
 the histogram's bucket and its sum), ~25 µs, more than SQLite's own work to
-find a row by key, and an admission runs seventeen statements
+find a row by key, and an admission then ran seventeen statements
 (docs/performance.md, step 9).
 
 Here a statement only appends its duration to a queue in memory. The queue

@@ -91,7 +91,7 @@ def _open(session_id: str, now: datetime, expires_at: datetime, limit: int) -> S
         params.append(db_value(Session, name, value) if name in _MOMENTS else _constant(vendor, name, value))
     if limit:
         params.append(limit)
-    found = _SESSION.returning(_upsert(connection.vendor, tuple(fresh), bool(limit)), params)
+    found = _SESSION.returning(_upsert(vendor, tuple(fresh), bool(limit)), params)
     return found[0] if found else None
 
 

@@ -29,7 +29,7 @@ from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import record_session_placement
 from orchestrator.sql import Select, scalar, table, update
 from orchestrator.tasks.models import Task, TaskState
-from orchestrator.tasks.queue import placement_of, placement_request, pool_views
+from orchestrator.tasks.queue import placement_of, placement_request, pool_views, unleased_slot
 from pools.models import Pool
 from pools.placement import Outcome, PoolView, Strategy, place
 
@@ -49,8 +49,7 @@ def _worth_a_pass() -> bool:
     looks again.
     """
     queued = f'SELECT 1 FROM {table(Task)} WHERE "state" = %s'  # noqa: S608 - values are parameters
-    free = f'SELECT 1 FROM {table(Pool)} WHERE "active_leases" < "slots_total"'  # noqa: S608
-    return bool(scalar(f"SELECT EXISTS ({queued}) AND EXISTS ({free})", [TaskState.QUEUED]))
+    return bool(scalar(f"SELECT EXISTS ({queued}) AND {unleased_slot()}", [TaskState.QUEUED]))
 
 
 @dataclass(frozen=True)

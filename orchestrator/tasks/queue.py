@@ -109,14 +109,18 @@ class QueueCounts:
 def queue_counts(model_ref: str, engine: str, rank: int, created_at: datetime) -> QueueCounts:
     """What admission reads of the queue for a task not yet queued, in one statement."""
     ahead, params = _ahead(model_ref, engine, rank, created_at, None)
-    unleased = f'EXISTS (SELECT 1 FROM {table(Pool)} WHERE "active_leases" < "slots_total")'  # noqa: S608
     if _tallied():
         every = f"SELECT COALESCE(SUM(queued), 0) FROM {tally.TABLE}"  # noqa: S608 - a constant
     else:
         every = f'SELECT COUNT(*) FROM {table(Task)} WHERE "state" = %s'  # noqa: S608 - values are parameters
         params = [TaskState.QUEUED, *params]
-    row = fetch(f"SELECT ({every}), {ahead}, {unleased}", params, one=True)
+    row = fetch(f"SELECT ({every}), {ahead}, {unleased_slot()}", params, one=True)
     return QueueCounts(int(row[0]), int(row[1]), bool(row[2]))
+
+
+def unleased_slot() -> str:
+    """SQL that is true when some pool has a slot without a lease (admission and dispatcher passes ask)."""
+    return f'EXISTS (SELECT 1 FROM {table(Pool)} WHERE "active_leases" < "slots_total")'  # noqa: S608
 
 
 def _tallied() -> bool:
