@@ -10,24 +10,29 @@ starts with the reactor, under servers that speak the ASGI lifespan protocol
 """
 
 import asyncio
+import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import django
-from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 django.setup(set_prefix=False)
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - Django must be set up first
-from django.conf import settings  # noqa: E402
 from django.core import signals  # noqa: E402
+from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.base import BaseHandler  # noqa: E402
+from django.core.handlers.exception import response_for_exception  # noqa: E402
 from django.db import close_old_connections, connection, reset_queries  # noqa: E402
 from django.http import HttpRequest, HttpResponseBase  # noqa: E402
+from django.urls import set_script_prefix  # noqa: E402
 
+from orchestrator.api.errors import error_response, internal_error  # noqa: E402
 from orchestrator.tasks.api.lane import PATH as LANE_PATH  # noqa: E402
 from orchestrator.tasks.api.lane import AdmissionLane  # noqa: E402
 from orchestrator.tasks.api.lane import applies as lane_applies  # noqa: E402
@@ -35,8 +40,93 @@ from orchestrator.tasks.dispatcher import ensure_started  # noqa: E402
 
 Scope = dict[str, Any]
 
+logger = logging.getLogger("orchestrator.asgi")
+
 # SQLite: all sync code of the process on one thread (see Handler).
 ONE_DB_THREAD = connection.vendor == "sqlite"
+
+
+# On the one DB thread (SQLite), the admissions waiting for it are answered together, at most
+# this many in one trip, one trip at a time; the next waits on the event loop. A burst of
+# admissions then no longer queues ahead of everything else the thread does for running tasks
+# (clients attaching, first tokens, ends), which runs between two trips, while the trip and its
+# answers cost one hop between the loop and the thread for the lot (docs/performance.md, step 15).
+ADMISSIONS_PER_TRIP = 8
+
+
+class AdmissionTrips:
+    """`POST /v2/tasks` requests, answered on the DB thread by `answer`, several in one trip.
+
+    A request joins only once its whole body is in (the handler reads it first): a client
+    sending its body slowly holds no place. Requests arriving while a trip is out wait for
+    the next one, which takes at most `per_trip` of them, oldest first. Each request gets its
+    own answer: one that fails is answered as the chain answers an unhandled error, and the
+    others are answered as if it had not been there.
+    """
+
+    def __init__(self, answer: Callable[[HttpRequest], HttpResponseBase], per_trip: int = ADMISSIONS_PER_TRIP) -> None:
+        self.answer = answer
+        self.per_trip = per_trip
+        self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[HttpRequest, asyncio.Future[HttpResponseBase]]]] = {}
+        self._trips: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self.trips_made = 0
+
+    async def response(self, request: HttpRequest) -> HttpResponseBase:
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[HttpResponseBase] = loop.create_future()
+        self._waiting.setdefault(loop, []).append((request, answered))
+        if loop not in self._trips:
+            self._trips[loop] = loop.create_task(self._make_trips(loop))
+        return await answered
+
+    async def _make_trips(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiting = self._waiting[loop]
+        try:
+            while waiting:
+                trip = waiting[: self.per_trip]
+                del waiting[: self.per_trip]
+                await self._make_trip(trip)
+        finally:
+            for _, answered in waiting:  # only when cancelled: the loop is shutting down
+                answered.cancel()
+            del self._waiting[loop], self._trips[loop]
+
+    async def _make_trip(self, trip: list[tuple[HttpRequest, asyncio.Future[HttpResponseBase]]]) -> None:
+        try:
+            responses = await sync_to_async(self._answer_all, thread_sensitive=True)([r for r, _ in trip])
+        except Exception as exc:  # noqa: BLE001 - not a request's failure (each is answered): the trip's
+            for _, answered in trip:
+                if not answered.done():
+                    answered.set_exception(exc)
+            return
+        except BaseException:
+            for _, answered in trip:
+                answered.cancel()
+            raise
+        for (_, answered), response in zip(trip, responses, strict=True):
+            if not answered.done():  # its handler was cancelled (shutdown)
+                answered.set_result(response)
+
+    def _answer_all(self, requests: list[HttpRequest]) -> list[HttpResponseBase]:
+        self.trips_made += 1
+        return [self._answer_one(request) for request in requests]
+
+    def _answer_one(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            response = self.answer(request)
+        except Exception as exc:  # noqa: BLE001 - this request's failure, not its trip's
+            response = response_for_exception(request, exc)
+        if not response.streaming:
+            # Closed here, in this trip (Django's handler would make one more trip to close it):
+            # its body is rendered, and `request_finished` (connection checks, statement
+            # metrics) runs on the thread that served it.
+            response.close()
+            response.close = _closed  # type: ignore[method-assign]
+        return response
+
+
+def _closed() -> None:
+    """A response's `close` once it has been closed on the DB thread."""
 
 
 class Handler(ASGIHandler):
@@ -65,6 +155,7 @@ class Handler(ASGIHandler):
         self._sync = BaseHandler()
         self._sync.load_middleware(is_async=False)
         self._lane = AdmissionLane() if lane_applies() else None
+        self.admissions = AdmissionTrips(self._admit) if one_thread else None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -75,6 +166,44 @@ class Handler(ASGIHandler):
             async with ThreadSensitiveContext():
                 await self.handle(scope, receive, send)
 
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        if self.admissions is None or scope.get("method") != "POST" or scope.get("path") != LANE_PATH:
+            await super().handle(scope, receive, send)
+            return
+        await self._handle_admission(self.admissions, scope, receive, send)
+
+    async def _handle_admission(self, admissions: AdmissionTrips, scope: Scope, receive: Any, send: Any) -> None:
+        """As Django's `handle`, with the answer (and its close) from a trip of `admissions`.
+
+        Django's handler also listens for the client's disconnect while the view runs, to
+        cancel it: an admission is not cancelled (on the DB thread it could not be, and a
+        task admitted is persisted whether or not its client stayed to read the answer).
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            request, refusal = self.create_request(scope, body_file)
+            if request is None:
+                assert refusal is not None  # noqa: S101 - Django's create_request gives one or the other
+                await self.send_response(refusal, send)
+                await sync_to_async(refusal.close)()
+                return
+            try:
+                response = await admissions.response(request)
+            except Exception:  # the trip failed, not the request's answer: still an envelope
+                logger.exception("admission.trip_failed")
+                response = error_response(internal_error())
+            response._handler_class = self.__class__  # type: ignore[attr-defined]  # as run_get_response does
+            await self.send_response(response, send)
+            if response.streaming:
+                await sync_to_async(response.close)()
+        finally:
+            body_file.close()
+
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         respond = self._sync.get_response
         if self._lane is not None and request.method == "POST" and request.path == LANE_PATH:
@@ -83,9 +212,9 @@ class Handler(ASGIHandler):
         return response
 
     def _admit(self, request: HttpRequest) -> HttpResponseBase:
-        """`POST /v2/tasks`: its common case by the lane, the rest by the full chain."""
-        assert self._lane is not None  # noqa: S101 - routed here only with a lane
-        return self._lane.respond(request) or self._sync.get_response(request)
+        """`POST /v2/tasks`: its common case by the lane (where it applies), the rest by the full chain."""
+        response = self._lane.respond(request) if self._lane is not None else None
+        return response or self._sync.get_response(request)
 
 
 def _connections_checked_after_requests() -> None:
@@ -94,85 +223,16 @@ def _connections_checked_after_requests() -> None:
     Django's request_started receivers (`close_old_connections`,
     `reset_queries`) are sync: each request would make one more trip to the
     DB thread before its view, queued behind a burst of admissions. After the
-    response is sent, Django makes that trip anyway (to close the response),
-    and `close_old_connections` runs then too.
+    response, Django makes that trip anyway (to close the response; for
+    admissions, in their own trip), and `close_old_connections` runs then too.
     """
     signals.request_started.disconnect(close_old_connections)
     signals.request_started.disconnect(reset_queries)
     signals.request_finished.connect(reset_queries)
 
 
-# On the one DB thread (SQLite), at most this many admissions wait for it at once; the rest
-# wait on the event loop. A burst of admissions then no longer queues ahead of everything
-# else the thread does for running tasks (clients attaching, first tokens, ends), while
-# the next admission is always ready when one ends.
-ADMISSIONS_AT_ONCE = 2
-
-
-class AdmissionGate:
-    """Lets ADMISSIONS_AT_ONCE `POST /v2/tasks` requests at a time into the app (see above).
-
-    A request's body is received before it waits at the gate: a client
-    sending its body slowly (or never finishing it) must not hold a place,
-    or two such clients would stop every admission of the process. At most
-    `body_limit` bytes are held here; a longer body goes to the app without
-    the gate, and the app refuses it as too large.
-    """
-
-    def __init__(self, app: Any, body_limit: int | None = None) -> None:
-        self.app = app
-        self.body_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE if body_limit is None else body_limit
-        self._gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope.get("method") == "POST" and scope.get("path") == "/v2/tasks":
-            received, whole = await self._receive_body(receive)
-            if not whole:
-                # Over the size limit: the app refuses it (413) without taking a place, whatever
-                # the pace of the rest of the body.
-                await self.app(scope, _replaying(received, receive), send)
-                return
-            async with self._gate():
-                await self.app(scope, _replaying(received, receive), send)
-        else:
-            await self.app(scope, receive, send)
-
-    async def _receive_body(self, receive: Any) -> tuple[list[dict[str, Any]], bool]:
-        """The messages of the body, and whether that is all of it (False: over the limit)."""
-        received: list[dict[str, Any]] = []
-        size = 0
-        while size <= (self.body_limit or 0):
-            message = await receive()
-            received.append(message)
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                return received, True  # the whole body, or the client went away
-            size += len(message.get("body", b""))
-        return received, False
-
-    def _gate(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        gate = self._gates.get(loop)
-        if gate is None:
-            gate = self._gates[loop] = asyncio.Semaphore(ADMISSIONS_AT_ONCE)
-        return gate
-
-
-def _replaying(received: list[dict[str, Any]], receive: Any) -> Any:
-    """A `receive` that gives the messages already received first, then the client's."""
-    pending = list(received)
-
-    async def replay() -> dict[str, Any]:
-        if pending:
-            return pending.pop(0)
-        message: dict[str, Any] = await receive()
-        return message
-
-    return replay
-
-
 django_asgi_app: Any = Handler(one_thread=ONE_DB_THREAD)
 if ONE_DB_THREAD:
-    django_asgi_app = AdmissionGate(django_asgi_app)
     _connections_checked_after_requests()
 
 
