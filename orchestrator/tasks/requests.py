@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Collection
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rest_framework import serializers
@@ -33,6 +33,13 @@ class Placement:
     require_device_mask: str | None = None
     allow_fallback: bool = True
 
+    def plain(self) -> dict[str, Any]:
+        """As `dataclasses.asdict` gives it (its values are plain already: no deep copies)."""
+        return {name: getattr(self, name) for name in _PLACEMENT_FIELDS}
+
+
+_PLACEMENT_FIELDS = tuple(field.name for field in fields(Placement))
+
 
 @dataclass(frozen=True)
 class TaskRequest:
@@ -55,8 +62,15 @@ class TaskRequest:
     placement: Placement = field(default_factory=Placement)
 
     def digest(self) -> str:
-        """Identifies the request body for idempotent retries of the same task_id."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        """Identifies the request body for idempotent retries of the same task_id.
+
+        The SHA-256 of the canonical JSON of `dataclasses.asdict(self)` (stored digests
+        depend on it: keep it so), built without `asdict`'s deep copies, which cost
+        most of it (every value here is a string, a number, None or a tuple of strings).
+        """
+        plain = {name: getattr(self, name) for name in _REQUEST_FIELDS}
+        plain["placement"] = self.placement.plain()
+        canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def options(self) -> dict[str, Any]:
@@ -67,8 +81,11 @@ class TaskRequest:
             "sampler_profile_version": self.sampler_profile_version,
             "expected_tokens": self.expected_tokens,
             "kv_hint": self.kv_hint,
-            "placement": asdict(self.placement),
+            "placement": self.placement.plain(),
         }
+
+
+_REQUEST_FIELDS = tuple(field.name for field in fields(TaskRequest))
 
 
 class IdListField(serializers.ListField):

@@ -9,7 +9,10 @@ values into each field of a few valid bodies.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -143,3 +146,14 @@ def test_every_body_it_accepts_the_serializer_reads_the_same():
 @pytest.mark.parametrize("body", [[COMPLETION], "text", None, 5])
 def test_a_body_that_is_not_an_object_is_left_to_the_serializer(body):
     assert accepted_request(body) is None
+
+
+@pytest.mark.parametrize("body", VALID)
+def test_the_digest_and_options_are_those_of_the_request_as_asdict_gives_it(body: dict[str, Any]) -> None:
+    # Stored digests identify retried bodies across versions: the digest is this, exactly.
+    request = accepted_request(copy.deepcopy(body))
+    assert request is not None
+    canonical = json.dumps(dataclasses.asdict(request), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    assert request.digest() == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    assert request.options()["placement"] == dataclasses.asdict(request.placement)
