@@ -10,6 +10,8 @@ starts with the reactor, under servers that speak the ASGI lifespan protocol
 """
 
 import asyncio
+import contextvars
+import functools
 import logging
 import os
 import sys
@@ -32,6 +34,7 @@ from django.db import close_old_connections, connection, reset_queries  # noqa: 
 from django.http import HttpRequest, HttpResponseBase  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
+from orchestrator import metrics  # noqa: E402
 from orchestrator.api.errors import error_response, internal_error  # noqa: E402
 from orchestrator.tasks.api.lane import PATH as LANE_PATH  # noqa: E402
 from orchestrator.tasks.api.lane import AdmissionLane  # noqa: E402
@@ -54,79 +57,124 @@ ONE_DB_THREAD = connection.vendor == "sqlite"
 ADMISSIONS_PER_TRIP = 8
 
 
+class TripFailed(Exception):
+    """The trip that carried a request failed as a whole (not the request's own answer)."""
+
+
+# A request waiting for a trip, the context it arrived in, and where its answer goes.
+Waiting = tuple[HttpRequest, contextvars.Context, "asyncio.Future[HttpResponseBase]"]
+
+
 class AdmissionTrips:
     """`POST /v2/tasks` requests, answered on the DB thread by `answer`, several in one trip.
 
     A request joins only once its whole body is in (the handler reads it first): a client
     sending its body slowly holds no place. Requests arriving while a trip is out wait for
     the next one, which takes at most `per_trip` of them, oldest first. Each request gets its
-    own answer: one that fails is answered as the chain answers an unhandled error, and the
-    others are answered as if it had not been there.
+    own answer, made in the request's own context (its context variables, as its handler
+    saw them): one that fails is answered as the chain answers an unhandled error, and the
+    others as if it had not been there. Each answer is closed in its trip (`request_finished`,
+    and the request's body), before it is sent; a request whose handler was cancelled while
+    it waited (the server shutting down, or giving up on it) is dropped unanswered.
     """
 
-    def __init__(self, answer: Callable[[HttpRequest], HttpResponseBase], per_trip: int = ADMISSIONS_PER_TRIP) -> None:
+    def __init__(
+        self,
+        answer: Callable[[HttpRequest], HttpResponseBase],
+        per_trip: int = ADMISSIONS_PER_TRIP,
+        handler_class: type[Any] | None = None,
+    ) -> None:
         self.answer = answer
         self.per_trip = per_trip
-        self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[HttpRequest, asyncio.Future[HttpResponseBase]]]] = {}
+        self.handler_class = handler_class  # the `request_finished` signal's sender, as Django sends it
+        self._waiting: dict[asyncio.AbstractEventLoop, list[Waiting]] = {}
         self._trips: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self.trips_made = 0
 
     async def response(self, request: HttpRequest) -> HttpResponseBase:
+        """The request's answer, closed. Once this is called, the trips own the request (and close it)."""
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[HttpResponseBase] = loop.create_future()
-        self._waiting.setdefault(loop, []).append((request, answered))
-        if loop not in self._trips:
-            self._trips[loop] = loop.create_task(self._make_trips(loop))
+        self._waiting.setdefault(loop, []).append((request, contextvars.copy_context(), answered))
+        trips = self._trips.get(loop)
+        if trips is None or trips.done():
+            # In a context of its own: it serves every request that comes while it runs.
+            trips = self._trips[loop] = loop.create_task(self._make_trips(loop), context=contextvars.Context())
+            trips.add_done_callback(functools.partial(self._forget, loop))
         return await answered
 
     async def _make_trips(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiting = self._waiting[loop]
-        try:
-            while waiting:
-                trip = waiting[: self.per_trip]
-                del waiting[: self.per_trip]
+        while waiting := self._waiting.get(loop):
+            taken = waiting[: self.per_trip]
+            del waiting[: self.per_trip]
+            trip = []
+            for request, context, answered in taken:
+                if answered.done():  # its handler was cancelled while it waited: nobody reads an answer
+                    request.close()
+                else:
+                    trip.append((request, context, answered))
+            if trip:
                 await self._make_trip(trip)
-        finally:
-            for _, answered in waiting:  # only when cancelled: the loop is shutting down
-                answered.cancel()
-            del self._waiting[loop], self._trips[loop]
 
-    async def _make_trip(self, trip: list[tuple[HttpRequest, asyncio.Future[HttpResponseBase]]]) -> None:
+    def _forget(self, loop: asyncio.AbstractEventLoop, trips: asyncio.Task[None]) -> None:
+        """When a task making trips ends: cancelled (the loop shutting down), what waits ends with it."""
+        if self._trips.get(loop) is not trips:
+            return  # a newer one took over
+        del self._trips[loop]
+        for request, _, answered in self._waiting.pop(loop, []):
+            answered.cancel()
+            request.close()
+
+    async def _make_trip(self, trip: list[Waiting]) -> None:
         try:
-            responses = await sync_to_async(self._answer_all, thread_sensitive=True)([r for r, _ in trip])
+            pairs = [(request, context) for request, context, _ in trip]
+            responses = await sync_to_async(self._answer_all, thread_sensitive=True)(pairs)
         except Exception as exc:  # noqa: BLE001 - not a request's failure (each is answered): the trip's
-            for _, answered in trip:
+            for request, _, answered in trip:
+                request.close()
                 if not answered.done():
-                    answered.set_exception(exc)
+                    failed = TripFailed("the admission trip failed")
+                    failed.__cause__ = exc
+                    answered.set_exception(failed)
             return
         except BaseException:
-            for _, answered in trip:
+            for _, _, answered in trip:
                 answered.cancel()
             raise
-        for (_, answered), response in zip(trip, responses, strict=True):
+        for (_, _, answered), response in zip(trip, responses, strict=True):
             if not answered.done():  # its handler was cancelled (shutdown)
                 answered.set_result(response)
 
-    def _answer_all(self, requests: list[HttpRequest]) -> list[HttpResponseBase]:
+    def _answer_all(self, pairs: list[tuple[HttpRequest, contextvars.Context]]) -> list[HttpResponseBase]:
         self.trips_made += 1
-        return [self._answer_one(request) for request in requests]
+        metrics.orchd_admission_trip_size.observe(len(pairs))
+        return [context.run(self._answer_one, request) for request, context in pairs]
 
     def _answer_one(self, request: HttpRequest) -> HttpResponseBase:
+        """The request's answer, closed; never raises (the trip's other answers depend on it)."""
         try:
             response = self.answer(request)
         except Exception as exc:  # noqa: BLE001 - this request's failure, not its trip's
-            response = response_for_exception(request, exc)
+            response = self._error(request, exc)
+        if self.handler_class is not None:
+            response._handler_class = self.handler_class  # type: ignore[attr-defined]  # as Django's handler sets it
         if not response.streaming:
-            # Closed here, in this trip (Django's handler would make one more trip to close it):
-            # its body is rendered, and `request_finished` (connection checks, statement
-            # metrics) runs on the thread that served it.
-            response.close()
-            response.close = _closed  # type: ignore[method-assign]
+            # Closed here, in its trip, before it is sent (Django's handler makes one more trip
+            # to close it after): its body is rendered, and `request_finished` (connection
+            # checks, statement metrics) runs on the thread that served it. The answer stands
+            # whatever a receiver of the signal does: the task may be admitted already.
+            try:
+                response.close()
+            except Exception:
+                logger.exception("admission.close_failed")
         return response
 
-
-def _closed() -> None:
-    """A response's `close` once it has been closed on the DB thread."""
+    def _error(self, request: HttpRequest, exc: Exception) -> HttpResponseBase:
+        try:
+            return response_for_exception(request, exc)
+        except Exception:  # a failing error handler (or DEBUG_PROPAGATE_EXCEPTIONS): still an envelope
+            logger.exception("admission.error_handler_failed")
+            return error_response(internal_error())
 
 
 class Handler(ASGIHandler):
@@ -155,7 +203,7 @@ class Handler(ASGIHandler):
         self._sync = BaseHandler()
         self._sync.load_middleware(is_async=False)
         self._lane = AdmissionLane() if lane_applies() else None
-        self.admissions = AdmissionTrips(self._admit) if one_thread else None
+        self.admissions = AdmissionTrips(self._admit, handler_class=type(self)) if one_thread else None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -183,26 +231,37 @@ class Handler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        try:
-            set_script_prefix(get_script_prefix(scope))
-            await signals.request_started.asend(sender=self.__class__, scope=scope)
-            request, refusal = self.create_request(scope, body_file)
-            if request is None:
-                assert refusal is not None  # noqa: S101 - Django's create_request gives one or the other
-                await self.send_response(refusal, send)
-                await sync_to_async(refusal.close)()
-                return
-            try:
-                response = await admissions.response(request)
-            except Exception:  # the trip failed, not the request's answer: still an envelope
-                logger.exception("admission.trip_failed")
-                response = error_response(internal_error())
-            response._handler_class = self.__class__  # type: ignore[attr-defined]  # as run_get_response does
-            await self.send_response(response, send)
-            if response.streaming:
-                await sync_to_async(response.close)()
-        finally:
+        set_script_prefix(get_script_prefix(scope))
+        await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, refusal = self.create_request(scope, body_file)
+        if request is None:
             body_file.close()
+            assert refusal is not None  # noqa: S101 - Django's create_request gives one or the other
+            await self._send_and_close(refusal, send)
+            return
+        # From here on the trips own the request and its body: they close it with its answer,
+        # or when they drop it, even if this handler is cancelled while it waits.
+        try:
+            response = await admissions.response(request)
+        except TripFailed:  # not the request's answer, which would be an envelope already
+            logger.exception("admission.trip_failed")
+            await self._send_and_close(error_response(internal_error()), send)
+            return
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # as run_get_response does
+        if not response.streaming:
+            await self.send_response(response, send)  # closed in its trip
+            return
+        try:
+            await self.send_response(response, send)
+        finally:
+            await sync_to_async(response.close)()
+
+    async def _send_and_close(self, response: HttpResponseBase, send: Any) -> None:
+        """As Django's handler answers what it made itself: send, then close on a thread."""
+        try:
+            await self.send_response(response, send)
+        finally:
+            await sync_to_async(response.close)()
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         respond = self._sync.get_response

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +14,10 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.test import RequestFactory
+from prometheus_client import REGISTRY
 
+from orchestrator import asgi
 from orchestrator.asgi import ADMISSIONS_PER_TRIP, AdmissionTrips, Handler
 from orchestrator.auth.models import Role
 from orchestrator.auth.services import issue_token
@@ -22,6 +27,8 @@ from tests.tasks.conftest import add_pool, task_body
 # Closing a response on the DB thread checks its connection (`request_finished`).
 pytestmark = pytest.mark.django_db(transaction=True)
 
+Pairs = list[tuple[HttpRequest, contextvars.Context]]
+
 
 class Answers:
     """An `answer` for the trips: echoes each body; holds each trip until `release` is set."""
@@ -30,11 +37,9 @@ class Answers:
         self.trips: list[list[bytes]] = []
         self.threads: set[int] = set()
         self.inside = 0
-        self.most_inside = 0
         self.release = threading.Event()
         self.release.set()
         self.fail_on = fail_on
-        self._lock = threading.Lock()
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         self.threads.add(threading.get_ident())
@@ -43,28 +48,26 @@ class Answers:
         return HttpResponse(b"answer to " + request.body, status=202, content_type="application/json")
 
     def wrap(self, trips: AdmissionTrips) -> None:
-        """Record each trip's requests, and how many trips are out at once."""
+        """Record each trip's requests; hold it while `release` is clear."""
         answer_all = trips._answer_all
 
-        def recorded(requests: list[HttpRequest]) -> list[HttpResponseBase]:
-            with self._lock:
-                self.inside += 1
-                self.most_inside = max(self.most_inside, self.inside)
-            self.trips.append([r.body for r in requests])
+        def recorded(pairs: Pairs) -> list[HttpResponseBase]:
+            self.inside += 1
+            self.trips.append([request.body for request, _ in pairs])
             self.release.wait(5)
             try:
-                return answer_all(requests)
+                return answer_all(pairs)
             finally:
-                with self._lock:
-                    self.inside -= 1
+                self.inside -= 1
 
         trips._answer_all = recorded  # type: ignore[method-assign]
 
 
-def handler_with(answers: Answers, per_trip: int = ADMISSIONS_PER_TRIP) -> Handler:
+def handler_with(answers: Callable[[HttpRequest], HttpResponseBase], per_trip: int = ADMISSIONS_PER_TRIP) -> Handler:
     handler = Handler(one_thread=True)
-    handler.admissions = AdmissionTrips(answers, per_trip=per_trip)
-    answers.wrap(handler.admissions)
+    handler.admissions = AdmissionTrips(answers, per_trip=per_trip, handler_class=Handler)
+    if isinstance(answers, Answers):
+        answers.wrap(handler.admissions)
     return handler
 
 
@@ -79,9 +82,9 @@ def scope(path: str = "/v2/tasks", method: str = "POST", headers: list[tuple[byt
     }
 
 
-async def post(handler: Handler, body: bytes, *, finish: bool = True) -> ApplicationCommunicator:
+async def post(app: Any, body: bytes, *, finish: bool = True) -> ApplicationCommunicator:
     """A client's request; with `finish=False`, its body is never completed."""
-    server = ApplicationCommunicator(handler, scope())
+    server = ApplicationCommunicator(app, scope())
     await server.send_input({"type": "http.request", "body": body, "more_body": not finish})
     return server
 
@@ -93,6 +96,16 @@ async def answer_of(server: ApplicationCommunicator) -> tuple[int, bytes]:
     return start["status"], body["body"]
 
 
+def receive_of(body: bytes) -> Callable[[], Any]:
+    """A client's `receive` for a whole body in one message."""
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    return receive
+
+
 async def until(condition: Callable[[], bool]) -> None:
     for _ in range(200):
         if condition():
@@ -101,21 +114,33 @@ async def until(condition: Callable[[], bool]) -> None:
     raise AssertionError("timed out")
 
 
+def waiting(handler: Handler) -> int:
+    """How many requests wait for the next trip (on this loop)."""
+    assert handler.admissions is not None
+    return len(handler.admissions._waiting.get(asyncio.get_running_loop(), []))
+
+
+async def held_first_trip(answers: Answers, handler: Handler) -> ApplicationCommunicator:
+    """A first request whose trip is out (and held): what comes next waits for the next trip."""
+    answers.release.clear()
+    first = await post(handler, b"first")
+    await until(lambda: answers.inside == 1)
+    return first
+
+
 async def test_admissions_waiting_for_a_trip_go_together_one_trip_at_a_time() -> None:
     answers = Answers()
-    answers.release.clear()
     handler = handler_with(answers, per_trip=3)
-    first = await post(handler, b"0")
-    await until(lambda: answers.inside == 1)
-    waiting = [await post(handler, str(i).encode()) for i in range(1, 6)]
-    await asyncio.sleep(0.05)  # they arrive while the first trip is out
+    first = await held_first_trip(answers, handler)
+    servers = [await post(handler, str(i).encode()) for i in range(1, 6)]
+    await until(lambda: waiting(handler) == 5)  # they arrive while the first trip is out
 
     answers.release.set()
-    answered = [await answer_of(server) for server in (first, *waiting)]
+    answered = [await answer_of(server) for server in (first, *servers)]
 
-    assert answers.trips == [[b"0"], [b"1", b"2", b"3"], [b"4", b"5"]], "in order, at most 3 a trip"
-    assert answers.most_inside == 1, "one trip at a time"
-    assert answered == [(202, b"answer to " + str(i).encode()) for i in range(6)], "each its own answer"
+    assert answers.trips == [[b"first"], [b"1", b"2", b"3"], [b"4", b"5"]], "in order, at most 3 a trip"
+    assert answered[0] == (202, b"answer to first")
+    assert answered[1:] == [(202, b"answer to " + str(i).encode()) for i in range(1, 6)], "each its own answer"
     assert handler.admissions is not None
     assert handler.admissions.trips_made == 3
 
@@ -136,55 +161,170 @@ async def test_a_client_sending_its_body_slowly_holds_no_place() -> None:
 
 async def test_a_failing_answer_is_an_envelope_and_the_others_are_answered() -> None:
     answers = Answers(fail_on=b"bad")
-    answers.release.clear()
     handler = handler_with(answers)
-    first = await post(handler, b"a")
-    await until(lambda: answers.inside == 1)
+    first = await held_first_trip(answers, handler)
     servers = [await post(handler, body) for body in (b"b", b"bad", b"c")]
-    await asyncio.sleep(0.05)
+    await until(lambda: waiting(handler) == 3)
     answers.release.set()
 
     answered = [await answer_of(server) for server in (first, *servers)]
 
-    assert answers.trips == [[b"a"], [b"b", b"bad", b"c"]]
+    assert answers.trips == [[b"first"], [b"b", b"bad", b"c"]]
     assert [status for status, _ in answered] == [202, 202, 500, 202]
     assert json.loads(answered[2][1])["code"] == "INTERNAL", "the API's envelope, not a page"
     assert answered[3] == (202, b"answer to c")
 
 
-async def test_a_failed_trip_still_answers_every_request_with_an_envelope() -> None:
-    handler = Handler(one_thread=True)
-    handler.admissions = AdmissionTrips(lambda request: HttpResponse())
+async def test_a_failing_error_handler_still_answers_with_an_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(request: HttpRequest, exc: Exception) -> HttpResponseBase:
+        raise RuntimeError("the error handler fails too")
 
-    def broken(requests: list[HttpRequest]) -> list[HttpResponseBase]:
-        raise RuntimeError("the trip itself broke")
+    monkeypatch.setattr(asgi, "response_for_exception", broken)
+    handler = handler_with(Answers(fail_on=b"bad"))
 
-    handler.admissions._answer_all = broken  # type: ignore[method-assign]
-
-    status, body = await answer_of(await post(handler, b"{}"))
+    status, body = await answer_of(await post(handler, b"bad"))
 
     assert status == 500
     assert json.loads(body)["code"] == "INTERNAL"
 
 
-async def test_each_response_is_closed_once_on_the_thread_that_answered_it() -> None:
+async def test_a_failed_trip_answers_each_of_its_requests_with_its_own_envelope() -> None:
     answers = Answers()
     handler = handler_with(answers)
-    finished: list[int] = []
+    assert handler.admissions is not None
+    first = await held_first_trip(answers, handler)
+    servers = [await post(handler, body) for body in (b"a", b"b", b"c")]
+    await until(lambda: waiting(handler) == 3)
 
-    def record(**kwargs: Any) -> None:
-        finished.append(threading.get_ident())
+    def broken(pairs: Pairs) -> list[HttpResponseBase]:
+        raise RuntimeError("the trip itself broke")
 
-    request_finished.connect(record)
+    handler.admissions._answer_all = broken  # type: ignore[method-assign]  # the next trip breaks
+    answers.release.set()
+    answered = [await answer_of(server) for server in servers]
+
+    assert await answer_of(first) == (202, b"answer to first")
+    assert [status for status, _ in answered] == [500, 500, 500]
+    assert {json.loads(body)["code"] for _, body in answered} == {"INTERNAL"}
+
+
+async def test_each_response_is_closed_once_in_its_trip_before_it_is_sent() -> None:
+    answers = Answers()
+    handler = handler_with(answers)
+    events: list[tuple[str, Any]] = []
+
+    def finished(sender: Any, **kwargs: Any) -> None:
+        events.append(("finished", (sender, threading.get_ident())))
+
+    async def send(message: dict[str, Any]) -> None:
+        events.append(("sent", message["type"]))
+
+    request_finished.connect(finished)
     try:
         for body in (b"1", b"2"):
-            assert await answer_of(await post(handler, body)) == (202, b"answer to " + body)
+            await handler(scope(), receive_of(body), send)
     finally:
-        request_finished.disconnect(record)
+        request_finished.disconnect(finished)
 
-    assert len(finished) == 2, "request_finished once per request: no second close after the answer is sent"
-    assert set(finished) == answers.threads, "on the thread that answered"
-    assert threading.get_ident() not in finished, "not on the event loop's"
+    thread = next(iter(answers.threads))
+    one = [("finished", (Handler, thread)), ("sent", "http.response.start"), ("sent", "http.response.body")]
+    assert events == one + one, "closed once, by its trip (on the DB thread, sender as Django's), then sent"
+    assert thread != threading.get_ident()
+
+
+async def test_a_failing_close_leaves_the_answers_standing(caplog: pytest.LogCaptureFixture) -> None:
+    answers = Answers()
+    handler = handler_with(answers)
+    closes: list[int] = []
+
+    def fails_on_the_second(**kwargs: Any) -> None:
+        closes.append(1)
+        if len(closes) == 3:  # the first trip's, then the second of the next trip
+            raise RuntimeError("a receiver of request_finished fails")
+
+    first = await held_first_trip(answers, handler)
+    servers = [await post(handler, body) for body in (b"a", b"b", b"c")]
+    await until(lambda: waiting(handler) == 3)
+    request_finished.connect(fails_on_the_second)
+    try:
+        with caplog.at_level(logging.ERROR, logger="orchestrator.asgi"):
+            answers.release.set()
+            answered = [await answer_of(server) for server in (first, *servers)]
+    finally:
+        request_finished.disconnect(fails_on_the_second)
+
+    assert answered == [(202, b"answer to " + body) for body in (b"first", b"a", b"b", b"c")], "admitted is admitted"
+    assert [record.msg for record in caplog.records if record.name == "orchestrator.asgi"] == ["admission.close_failed"]
+
+
+async def test_a_request_whose_handler_is_cancelled_while_it_waits_is_dropped() -> None:
+    answers = Answers()
+    handler = handler_with(answers)
+    first = await held_first_trip(answers, handler)
+    gone = await post(handler, b"gone")
+    stays = await post(handler, b"stays")
+    await until(lambda: waiting(handler) == 2)
+
+    gone.future.cancel()  # the server gives up on it (shutdown, or its timeout)
+    await until(gone.future.done)
+    answers.release.set()
+
+    assert await answer_of(first) == (202, b"answer to first")
+    assert await answer_of(stays) == (202, b"answer to stays")
+    assert answers.trips == [[b"first"], [b"stays"]], "the cancelled request went to no trip"
+
+
+async def test_trips_start_again_after_their_task_was_cancelled_before_it_ran() -> None:
+    trips = AdmissionTrips(Answers())
+    loop = asyncio.get_running_loop()
+    lost = RequestFactory().post("/v2/tasks", b"lost", content_type="application/json")
+
+    waiting = asyncio.create_task(trips.response(lost))
+    await asyncio.sleep(0)  # it joins, and starts a task making trips
+    trips._trips[loop].cancel()  # cancelled before its first step (the loop shutting down)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    later = RequestFactory().post("/v2/tasks", b"later", content_type="application/json")
+    response = await asyncio.wait_for(trips.response(later), 10)
+
+    assert isinstance(response, HttpResponse)
+    assert response.content == b"answer to later", "a later admission is answered: nothing stuck"
+    assert loop not in trips._trips
+    assert loop not in trips._waiting, "nothing kept for the loop once its trips are done"
+
+
+async def test_each_request_is_answered_in_its_own_context() -> None:
+    seen: dict[bytes, str] = {}
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current")
+    answers = Answers()
+
+    def answer(request: HttpRequest) -> HttpResponseBase:
+        seen[request.body] = current.get("none")
+        return answers(request)
+
+    handler = handler_with(answer)
+    answers.wrap(handler.admissions)  # type: ignore[arg-type]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # as an outer ASGI middleware would
+        current.set(f"context of {scope['headers'][-1][1].decode()}")
+        await handler(scope, receive, send)
+
+    answers.release.clear()
+    servers = []
+    for name in ("a", "b", "c"):
+        server = ApplicationCommunicator(app, {**scope(), "headers": [*scope()["headers"], (b"x-name", name.encode())]})
+        await server.send_input({"type": "http.request", "body": name.encode(), "more_body": False})
+        servers.append(server)
+        if name == "a":
+            await until(lambda: answers.inside == 1)
+    await until(lambda: waiting(handler) == 2)
+    answers.release.set()
+    for server in servers:
+        await answer_of(server)
+
+    assert answers.trips == [[b"a"], [b"b", b"c"]]
+    assert seen == {b"a": "context of a", b"b": "context of b", b"c": "context of c"}
 
 
 async def test_other_requests_take_django_s_way() -> None:
@@ -205,12 +345,19 @@ def client_token() -> str:
     return issue_token("bob", Role.CLIENT).value
 
 
+def trip_sizes() -> tuple[float, float]:
+    return (
+        REGISTRY.get_sample_value("orchd_admission_trip_size_count") or 0.0,
+        REGISTRY.get_sample_value("orchd_admission_trip_size_sum") or 0.0,
+    )
+
+
 async def test_concurrent_admissions_through_the_web_handler_are_all_persisted_in_fewer_trips(
     client_token: str,
 ) -> None:
-    token = client_token
     handler = Handler(one_thread=True)
     assert handler.admissions is not None
+    trips_before, admissions_before = trip_sizes()
 
     async def admit(index: int) -> tuple[int, bytes]:
         body = json.dumps(task_body(task_id=f"t-trip-{index}")).encode()
@@ -218,7 +365,7 @@ async def test_concurrent_admissions_through_the_web_handler_are_all_persisted_i
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"authorization", f"Bearer {token}".encode()),
+            (b"authorization", f"Bearer {client_token}".encode()),
         ]
         server = ApplicationCommunicator(handler, scope(headers=headers))
         await server.send_input({"type": "http.request", "body": body, "more_body": False})
@@ -231,3 +378,5 @@ async def test_concurrent_admissions_through_the_web_handler_are_all_persisted_i
     ids = {task_id async for task_id in Task.objects.filter(id__startswith="t-trip-").values_list("id", flat=True)}
     assert len(ids) == 12, "every admission answered 202 is persisted"
     assert handler.admissions.trips_made < 12, "admissions that waited together went in one trip"
+    trips_after, admissions_after = trip_sizes()
+    assert (trips_after - trips_before, admissions_after - admissions_before) == (handler.admissions.trips_made, 12)
