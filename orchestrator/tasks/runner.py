@@ -70,8 +70,10 @@ class Runner:
     async def run(self) -> Outcome:
         started = time.monotonic()
         try:
-            await self._announce_dispatch()
-            outcome = await self._stream(started)
+            if await self._announce_dispatch():
+                outcome = await self._stream(started)
+            else:  # ended (canceled, expired) between the claim's commit and now: no engine request
+                outcome = Outcome("canceled")
         except asyncio.CancelledError:
             if self.stop_reason is None:
                 raise
@@ -101,8 +103,13 @@ class Runner:
                 logger.exception("runner.first_token_write_failed", extra={"task_id": self.claim.task_id})
         await finishing.finish_run(self.claim, outcome, self.log)
 
-    async def _announce_dispatch(self) -> None:
-        """Tell watchers where the task runs; write `started` if the log lost it (a restart)."""
+    async def _announce_dispatch(self) -> bool:
+        """Tell watchers where the task runs; write `started` if the log lost it (a restart).
+
+        False when the task's stream has already ended: a cancel (or an expiry) that came
+        between the claim's commit and this run's start, too early for the dispatcher to
+        stop a runner it did not have yet. The engine is then never asked.
+        """
         claim = self.claim
         where = {"pool_id": claim.pool_id, "node_id": claim.node_id, "engine_version": claim.engine_version}
         if (await self.log.stats(claim.task_id)).frames == 0:
@@ -113,9 +120,8 @@ class Runner:
                 "model_ref": claim.model_ref,
             }
             await self.log.append(claim.task_id, "started", {**started, **where})
-        await self.log.append(
-            claim.task_id, "metrics", {"queue_depth": 0, "prep": {**where, "attempt": claim.attempts}}
-        )
+        prep = {"queue_depth": 0, "prep": {**where, "attempt": claim.attempts}}
+        return await self.log.append(claim.task_id, "metrics", prep) is not None
 
     async def _stream(self, started: float) -> Outcome:
         claim = self.claim

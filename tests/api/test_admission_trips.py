@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.test import RequestFactory
 from prometheus_client import REGISTRY
@@ -26,6 +27,21 @@ from tests.tasks.conftest import add_pool, task_body
 
 # Closing a response on the DB thread checks its connection (`request_finished`).
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def request_started_as_served() -> Any:
+    """`request_started` as the web server has it: orchestrator.asgi takes its sync receivers off.
+
+    Django's test client and CaptureQueriesContext put `close_old_connections` and
+    `reset_queries` back; a sync receiver there would make every request here one more
+    trip to the DB thread (behind a trip a test holds).
+    """
+    taken = [receiver for receiver in (close_old_connections, reset_queries) if request_started.disconnect(receiver)]
+    yield
+    for receiver in taken:
+        request_started.connect(receiver)
+
 
 Pairs = list[tuple[HttpRequest, contextvars.Context]]
 

@@ -6,12 +6,16 @@ import asyncio
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.utils import timezone
 
 from orchestrator.events import get_event_log
 from orchestrator.tasks import admission
+from orchestrator.tasks.claims import claim_tasks
 from orchestrator.tasks.dispatcher import Dispatcher
 from orchestrator.tasks.lifecycle import cancel_task
 from orchestrator.tasks.models import Task, TaskState
+from orchestrator.tasks.runner import run_claim
+from pools.models import Pool
 from tests.conftest import assert_envelope
 from tests.tasks.conftest import add_pool, task_body
 
@@ -108,3 +112,29 @@ def test_owner_ids_fit_their_column(monkeypatch):
     limit = Task._meta.get_field("owner").max_length
     assert limit is not None
     assert len(Dispatcher().owner) <= limit
+
+
+def test_a_run_canceled_before_it_started_never_asks_the_engine(bob, monkeypatch):
+    # given a task claimed (committed, its slot leased) whose runner has not started yet
+    task_id = bob.post("/v2/tasks", task_body()).json()["task_id"]
+    (claim,) = claim_tasks("test-owner", timezone.now())
+    assert Pool.objects.get(id="p1").active_leases == 1
+    # and a cancel in between: the dispatcher has no runner to stop yet
+    assert cancel_task(task_id, "client") is True
+    asked: list[str] = []
+
+    class Engine:
+        def stream(self, request: object) -> None:
+            asked.append(claim.task_id)
+            raise AssertionError("the engine was asked")
+
+    monkeypatch.setattr("orchestrator.tasks.runner.adapter_for", lambda engine: Engine())
+
+    outcome = async_to_sync(run_claim)(claim)
+
+    assert asked == [], "no engine request for a task whose stream has ended"
+    assert outcome.kind == "canceled"
+    assert Task.objects.get(id=task_id).state == TaskState.CANCELED
+    assert Pool.objects.get(id="p1").active_leases == 0, "its slot is given back"
+    frames = async_to_sync(get_event_log().read)(task_id, -1, 0)
+    assert [frame.event for frame in frames].count("end") == 1, "the cancel's end frame, and no other"
