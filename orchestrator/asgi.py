@@ -110,7 +110,7 @@ class AdmissionTrips:
             trip = []
             for request, context, answered in taken:
                 if answered.done():  # its handler was cancelled while it waited: nobody reads an answer
-                    request.close()
+                    _close_quietly(request)
                 else:
                     trip.append((request, context, answered))
             if trip:
@@ -123,7 +123,7 @@ class AdmissionTrips:
         del self._trips[loop]
         for request, _, answered in self._waiting.pop(loop, []):
             answered.cancel()
-            request.close()
+            _close_quietly(request)
 
     async def _make_trip(self, trip: list[Waiting]) -> None:
         try:
@@ -131,7 +131,7 @@ class AdmissionTrips:
             responses = await sync_to_async(self._answer_all, thread_sensitive=True)(pairs)
         except Exception as exc:  # noqa: BLE001 - not a request's failure (each is answered): the trip's
             for request, _, answered in trip:
-                request.close()
+                _close_quietly(request)
                 if not answered.done():
                     failed = TripFailed("the admission trip failed")
                     failed.__cause__ = exc
@@ -152,6 +152,9 @@ class AdmissionTrips:
 
     def _answer_one(self, request: HttpRequest) -> HttpResponseBase:
         """The request's answer, closed; never raises (the trip's other answers depend on it)."""
+        # Django keeps the script prefix in an asgiref Local, which the handler set on the
+        # loop's thread: a context switched to here does not carry it (sync_to_async would).
+        set_script_prefix(request.META.get("SCRIPT_NAME") or "/")
         try:
             response = self.answer(request)
         except Exception as exc:  # noqa: BLE001 - this request's failure, not its trip's
@@ -167,6 +170,7 @@ class AdmissionTrips:
                 response.close()
             except Exception:
                 logger.exception("admission.close_failed")
+            _close_quietly(request)  # an error's answer does not close its request (the chain's does)
         return response
 
     def _error(self, request: HttpRequest, exc: Exception) -> HttpResponseBase:
@@ -175,6 +179,14 @@ class AdmissionTrips:
         except Exception:  # a failing error handler (or DEBUG_PROPAGATE_EXCEPTIONS): still an envelope
             logger.exception("admission.error_handler_failed")
             return error_response(internal_error())
+
+
+def _close_quietly(request: HttpRequest) -> None:
+    """Close a request (its body); a failure is logged, never raised into the trips."""
+    try:
+        request.close()
+    except Exception:
+        logger.exception("admission.request_close_failed")
 
 
 class Handler(ASGIHandler):
@@ -231,9 +243,13 @@ class Handler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        set_script_prefix(get_script_prefix(scope))
-        await signals.request_started.asend(sender=self.__class__, scope=scope)
-        request, refusal = self.create_request(scope, body_file)
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            request, refusal = self.create_request(scope, body_file)
+        except BaseException:
+            body_file.close()
+            raise
         if request is None:
             body_file.close()
             assert refusal is not None  # noqa: S101 - Django's create_request gives one or the other

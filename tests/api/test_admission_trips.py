@@ -16,6 +16,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.test import RequestFactory
+from django.urls import get_script_prefix
 from prometheus_client import REGISTRY
 
 from orchestrator import asgi
@@ -341,6 +342,26 @@ async def test_each_request_is_answered_in_its_own_context() -> None:
 
     assert answers.trips == [[b"a"], [b"b", b"c"]]
     assert seen == {b"a": "context of a", b"b": "context of b", b"c": "context of c"}
+
+
+async def test_an_answer_sees_the_script_prefix_and_its_request_is_closed_with_it() -> None:
+    prefixes: list[str] = []
+    requests: list[HttpRequest] = []
+    answers = Answers(fail_on=b"bad")
+
+    def answer(request: HttpRequest) -> HttpResponseBase:
+        prefixes.append(get_script_prefix())
+        requests.append(request)
+        return answers(request)
+
+    handler = handler_with(answer)
+    for body in (b"good", b"bad"):
+        server = ApplicationCommunicator(handler, {**scope(), "root_path": "/api"})
+        await server.send_input({"type": "http.request", "body": body, "more_body": False})
+        await answer_of(server)
+
+    assert prefixes == ["/api/", "/api/"], "as Django's handler sets it for the view"
+    assert [request._stream.closed for request in requests] == [True, True], "answered or failed, its body is closed"
 
 
 async def test_other_requests_take_django_s_way() -> None:

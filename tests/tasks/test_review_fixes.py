@@ -134,7 +134,9 @@ def test_a_run_canceled_before_it_started_never_asks_the_engine(bob, monkeypatch
 
     assert asked == [], "no engine request for a task whose stream has ended"
     assert outcome.kind == "canceled"
-    assert Task.objects.get(id=task_id).state == TaskState.CANCELED
+    task = Task.objects.get(id=task_id)
+    assert task.state == TaskState.CANCELED
+    assert task.budget_settled is True, "its reservation is settled, once, by the run"
     assert Pool.objects.get(id="p1").active_leases == 0, "its slot is given back"
     frames = async_to_sync(get_event_log().read)(task_id, -1, 0)
     assert [frame.event for frame in frames].count("end") == 1, "the cancel's end frame, and no other"
