@@ -263,14 +263,10 @@ class Handler(ASGIHandler):
             logger.exception("admission.trip_failed")
             await self._send_and_close(error_response(internal_error()), send)
             return
-        response._handler_class = self.__class__  # type: ignore[attr-defined]  # as run_get_response does
-        if not response.streaming:
+        if response.streaming:  # never from the lane; the chain's could be
+            await self._send_and_close(response, send)
+        else:
             await self.send_response(response, send)  # closed in its trip
-            return
-        try:
-            await self.send_response(response, send)
-        finally:
-            await sync_to_async(response.close)()
 
     async def _send_and_close(self, response: HttpResponseBase, send: Any) -> None:
         """As Django's handler answers what it made itself: send, then close on a thread."""

@@ -364,6 +364,18 @@ async def test_an_answer_sees_the_script_prefix_and_its_request_is_closed_with_i
     assert [request._stream.closed for request in requests] == [True, True], "answered or failed, its body is closed"
 
 
+async def test_a_request_django_cannot_build_is_refused_without_a_trip() -> None:
+    answers = Answers()
+    handler = handler_with(answers)
+    server = ApplicationCommunicator(handler, {**scope(), "query_string": b"x=\xff"})  # not UTF-8
+    await server.send_input({"type": "http.request", "body": b"{}", "more_body": False})
+
+    status, _ = await answer_of(server)
+
+    assert status == 400, "as Django's handler refuses it"
+    assert answers.trips == []
+
+
 async def test_other_requests_take_django_s_way() -> None:
     answers = Answers()
     handler = handler_with(answers)
