@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 DIGEST_PREFIX = "sha256:"
@@ -65,6 +66,74 @@ def canonical_json(value: Any) -> bytes:
 def canonical_digest(document: ArtifactDocument) -> str:
     """`sha256:<hex>` of the canonical JSON of the whole document: the artifact id."""
     return DIGEST_PREFIX + hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+@dataclass(frozen=True)
+class EncodedDocument:
+    """A checked document's id and the canonical JSON of the members stored as text."""
+
+    digest: str
+    content: bytes
+    metadata: bytes
+
+
+def encode_document(document: ArtifactDocument) -> EncodedDocument:
+    """`check_storable`, `canonical_digest` and the stored members' canonical JSON, each encoded once.
+
+    The canonical JSON of the whole document is put together from its
+    members' (sorted keys make it their concatenation), so the content, by
+    far the largest part, is encoded once rather than twice. The checks run
+    on that text (a NUL can only appear in it as the escape `\\u0000`) and
+    on the containers alone (how deep they nest). Only a document that might
+    fail them is walked (`check_storable`), which decides exactly; so the
+    outcome, the error raised included, is that of the functions it replaces.
+    """
+    try:
+        content = canonical_json(document["content"])
+        metadata = canonical_json(document["metadata"])
+        rest = [canonical_json(document[name]) for name in ("kind", "parent", "tags")]
+    except (ValueError, TypeError, RecursionError):
+        check_storable(document)  # what cannot be stored is reported as such first, as before
+        raise
+    kind, parent, tags = rest
+    members = (
+        (document["content"], content),
+        (document["metadata"], metadata),
+        (document["parent"], parent),
+        (document["tags"], tags),
+    )
+    if not all(_plainly_storable(value, text) for value, text in members):
+        check_storable(document)
+    whole = b'{"content":%b,"kind":%b,"metadata":%b,"parent":%b,"tags":%b}' % (content, kind, metadata, parent, tags)
+    return EncodedDocument(DIGEST_PREFIX + hashlib.sha256(whole).hexdigest(), content, metadata)
+
+
+_CONTAINERS = (dict, list, tuple)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plainly_storable(value: Any, text: bytes) -> bool:
+    """True when `value` (whose canonical JSON is `text`) surely passes `check_storable`.
+
+    No NUL: in canonical JSON one can only appear as the escape `\\u0000`
+    (False when a string holds that text as written: the walk then decides).
+    The nesting: containers only, one level at a time, at C speed per level.
+    """
+    if b"\\u0000" in text:
+        return False
+    level = [value]
+    for _ in range(MAX_DEPTH):
+        if not level:
+            return True
+        # Scalars are skipped by their exact type, the quick test; anything else that is no container is dropped next.
+        level = [
+            child
+            for item in level
+            if isinstance(item, _CONTAINERS)
+            for child in (item.values() if isinstance(item, dict) else item)
+            if type(child) not in _SCALARS
+        ]
+    return not level
 
 
 def looks_like_digest(value: str) -> bool:

@@ -20,11 +20,12 @@ from django.db import IntegrityError, transaction
 
 from orchestrator.artifacts.documents import (
     ArtifactDocument,
+    EncodedDocument,
     InvalidDocument,
     build_document,
     canonical_digest,
     canonical_json,
-    check_storable,
+    encode_document,
     looks_like_digest,
 )
 from orchestrator.artifacts.models import Artifact, ArtifactKind, ArtifactTag
@@ -80,16 +81,15 @@ def store_artifact(
     if kind not in ArtifactKind.values:
         raise InvalidDocument("kind", f"must be one of {', '.join(ArtifactKind.values)}.")
     document = build_document(kind, content, tags, parent, metadata)
-    check_storable(document)
-    digest = canonical_digest(document)
-    existing = find_artifact(digest)
+    encoded = encode_document(document)
+    existing = find_artifact(encoded.digest)
     if existing is not None:
         return StoredArtifact(existing, created=False)
-    return _insert(digest, document)
+    return _insert(encoded, document)
 
 
-def _insert(digest: str, document: ArtifactDocument) -> StoredArtifact:
-    content_bytes = canonical_json(document["content"])
+def _insert(encoded: EncodedDocument, document: ArtifactDocument) -> StoredArtifact:
+    digest, content_bytes = encoded.digest, encoded.content
     inline = len(content_bytes) <= settings.ORCHD_ARTIFACT_INLINE_MAX_BYTES
     content_name, wrote_file = ("", False) if inline else _write_content(digest, content_bytes)
     try:
@@ -99,7 +99,7 @@ def _insert(digest: str, document: ArtifactDocument) -> StoredArtifact:
                 kind=document["kind"],
                 tags=document["tags"],
                 parent=document["parent"],
-                metadata_json=canonical_json(document["metadata"]).decode("utf-8"),
+                metadata_json=encoded.metadata.decode("utf-8"),
                 content_json=content_bytes.decode("utf-8") if inline else None,
                 content_name=content_name,
                 size_bytes=len(content_bytes),
