@@ -91,11 +91,14 @@ def encode_document(document: ArtifactDocument) -> EncodedDocument:
     try:
         content = canonical_json(document["content"])
         metadata = canonical_json(document["metadata"])
-        rest = [canonical_json(document[name]) for name in ("kind", "parent", "tags")]
+        kind, parent, tags = (
+            canonical_json(document["kind"]),
+            canonical_json(document["parent"]),
+            canonical_json(document["tags"]),
+        )
     except (ValueError, TypeError, RecursionError):
         check_storable(document)  # what cannot be stored is reported as such first, as before
         raise
-    kind, parent, tags = rest
     members = (
         (document["content"], content),
         (document["metadata"], metadata),
