@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from orchestrator import metrics
 from orchestrator.budgets import ledger
-from orchestrator.events.base import EventLog
+from orchestrator.events.base import EventLog, decode_all
 from orchestrator.sessions.services import mark_session_warm
 from orchestrator.sql import db_value, update
 from orchestrator.tasks import notify
@@ -57,7 +57,10 @@ async def finish_run(claim: Claim, outcome: Outcome, log: EventLog) -> None:
         frames = await log.read(claim.task_id, -1, 0)
         # One trip to the DB thread for all the end's writes: each trip waits behind other requests.
         released = True
-        await sync_to_async(_record_all)(claim, outcome, final, [(frame.event, frame.data) for frame in frames])
+        datas = decode_all(frames)
+        await sync_to_async(_record_all)(
+            claim, outcome, final, [(f.event, d) for f, d in zip(frames, datas, strict=True)]
+        )
     finally:
         if not released:
             await sync_to_async(release_lease)(claim.pool_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.events.base import Frame
+from orchestrator.events.base import Frame, decode_all, encode_data
 from orchestrator.events.sse import KEEPALIVE, format_frame
 
 
@@ -37,3 +37,19 @@ def test_it_keeps_line_breaks_in_text_on_one_line() -> None:
 
 def test_keepalive_is_an_sse_comment() -> None:
     assert KEEPALIVE == b": keep-alive\n\n"
+
+
+def test_decode_all_gives_each_frames_data_as_its_own_decoding_would():
+    frames = [
+        Frame.encoded(0, "started", encode_data({"queue_position": 0, "engine": "llamacpp"})),
+        Frame(1, "token", {"t": "héllo 👋\u2028", "i": 0}),
+        Frame.encoded(2, "token", encode_data({"t": '"quoted" ,[]{}', "i": 1})),
+        Frame.encoded(3, "end", encode_data({"tokens_out": 2, "nested": {"a": [1, 2.5, None, True]}})),
+    ]
+
+    assert decode_all(frames) == [frame.data for frame in frames]
+    assert decode_all([]) == []
+
+
+def test_encode_data_is_compact_json_with_characters_as_they_are():
+    assert encode_data({"t": "héllo", "i": 3, "x": [1, None]}) == '{"t":"héllo","i":3,"x":[1,null]}'
