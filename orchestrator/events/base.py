@@ -13,6 +13,8 @@ processes), and an in-process store otherwise.
 from __future__ import annotations
 
 import json
+import json.encoder
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,8 +31,25 @@ def encode_data(data: dict[str, Any]) -> str:
     return _encode(data)
 
 
-# Built once: `json.dumps` with options builds an encoder on every call (one per token here).
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+def _frame_encoder() -> Callable[[dict[str, Any]], str]:
+    """`json.dumps(data, separators=(",", ":"), ensure_ascii=False)`, at a third of its cost.
+
+    `dumps` with options builds a `JSONEncoder`, whose `encode` then builds
+    json's C encoder, on every call: most of the cost of a token's frame
+    (3.4 µs against 0.8 µs). Here the C encoder is built once, as `encode`
+    builds it (json.encoder, `iterencode`), without the check for circular
+    data, which frames, built by this code, never hold (such data would fail
+    as too deep instead of as circular).
+    """
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without json's C speedups
+        return encoder.encode
+    iterencode = make(None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    return lambda data: "".join(iterencode(data, 0))
+
+
+_encode = _frame_encoder()
 
 
 def decode_all(frames: list[Frame]) -> list[dict[str, Any]]:

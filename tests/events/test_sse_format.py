@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+
+import pytest
 
 from orchestrator.events.base import Frame, decode_all, encode_data
 from orchestrator.events.sse import KEEPALIVE, format_frame
@@ -53,3 +56,24 @@ def test_decode_all_gives_each_frames_data_as_its_own_decoding_would():
 
 def test_encode_data_is_compact_json_with_characters_as_they_are():
     assert encode_data({"t": "héllo", "i": 3, "x": [1, None]}) == '{"t":"héllo","i":3,"x":[1,null]}'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"t": " word", "i": 12},
+        {"t": 'héllo 👋\n\u2028\x00"\\', "i": 0},
+        {"f": 1.5, "big": 1e300, "small": -2.5e-300, "int": 10**40, "nan": math.nan, "inf": -math.inf},
+        {"nested": {"list": [1, [2, [3, {"k": None}]], True, False], "tuple": (1, "a")}},
+        {3: "int key", 2.5: "float key", True: "bool key", None: "none key"},
+    ],
+)
+def test_encode_data_writes_what_json_dumps_writes(data):
+    assert encode_data(data) == json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_encode_data_refuses_what_is_not_json():
+    with pytest.raises(TypeError):
+        encode_data({"odd": {1, 2}})
+    assert encode_data({"after": "a failure"}) == '{"after":"a failure"}'
