@@ -59,8 +59,11 @@ def canonical_json(value: Any) -> bytes:
     `allow_nan=False` only refuses what is not JSON at all (NaN, Infinity); for
     every valid document the bytes are those the SPEC describes.
     """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
+    return _canonical_text(value).encode("utf-8")
+
+
+def _canonical_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def canonical_digest(document: ArtifactDocument) -> str:
@@ -88,41 +91,42 @@ def encode_document(document: ArtifactDocument) -> EncodedDocument:
     fail them is walked (`check_storable`), which decides exactly; so the
     outcome, the error raised included, is that of the functions it replaces.
     """
+    texts: dict[str, str] = {}
+    failure: Exception | None = None
     try:
-        content = canonical_json(document["content"])
-        metadata = canonical_json(document["metadata"])
-        kind, parent, tags = (
-            canonical_json(document["kind"]),
-            canonical_json(document["parent"]),
-            canonical_json(document["tags"]),
-        )
-    except (ValueError, TypeError, RecursionError):
+        for name in _MEMBERS:  # in the whole document's order: the first failure is the one it had
+            texts[name] = _canonical_text(document[name])  # type: ignore[literal-required]
+    except (ValueError, TypeError, RecursionError) as error:
+        failure = error
+    if failure is not None:
         check_storable(document)  # what cannot be stored is reported as such first, as before
-        raise
-    members = (
-        (document["content"], content),
-        (document["metadata"], metadata),
-        (document["parent"], parent),
-        (document["tags"], tags),
-    )
-    if not all(_plainly_storable(value, text) for value, text in members):
+        raise failure
+    if not all(_plainly_storable(document[name], texts[name]) for name in _STORED):  # type: ignore[literal-required]
         check_storable(document)
-    whole = b'{"content":%b,"kind":%b,"metadata":%b,"parent":%b,"tags":%b}' % (content, kind, metadata, parent, tags)
+    # Encoded whole first, as the old digest was: a character UTF-8 cannot hold fails the same way.
+    whole = ("{" + ",".join(f'"{name}":{texts[name]}' for name in _MEMBERS) + "}").encode("utf-8")
+    content, metadata = texts["content"].encode("utf-8"), texts["metadata"].encode("utf-8")
     return EncodedDocument(DIGEST_PREFIX + hashlib.sha256(whole).hexdigest(), content, metadata)
+
+
+# The document's members in the order of their sorted keys (as canonical JSON writes them),
+# and those `check_storable` checks.
+_MEMBERS = ("content", "kind", "metadata", "parent", "tags")
+_STORED = ("content", "metadata", "parent", "tags")
 
 
 _CONTAINERS = (dict, list, tuple)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def _plainly_storable(value: Any, text: bytes) -> bool:
+def _plainly_storable(value: Any, text: str) -> bool:
     """True when `value` (whose canonical JSON is `text`) surely passes `check_storable`.
 
     No NUL: in canonical JSON one can only appear as the escape `\\u0000`
     (False when a string holds that text as written: the walk then decides).
     The nesting: containers only, one level at a time, at C speed per level.
     """
-    if b"\\u0000" in text:
+    if "\\u0000" in text:
         return False
     level = [value]
     for _ in range(MAX_DEPTH):

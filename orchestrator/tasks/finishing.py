@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from orchestrator import metrics
 from orchestrator.budgets import ledger
-from orchestrator.events.base import EventLog, decode_all
+from orchestrator.events.base import EventLog, Frame, decode_all
 from orchestrator.sessions.services import mark_session_warm
 from orchestrator.sql import db_value, update
 from orchestrator.tasks import notify
@@ -57,21 +57,20 @@ async def finish_run(claim: Claim, outcome: Outcome, log: EventLog) -> None:
         frames = await log.read(claim.task_id, -1, 0)
         # One trip to the DB thread for all the end's writes: each trip waits behind other requests.
         released = True
-        datas = decode_all(frames)
-        await sync_to_async(_record_all)(
-            claim, outcome, final, [(f.event, d) for f, d in zip(frames, datas, strict=True)]
-        )
+        await sync_to_async(_record_all)(claim, outcome, final, frames)
     finally:
         if not released:
             await sync_to_async(release_lease)(claim.pool_id)
         await notify.abroadcast({"kind": "wake"})
 
 
-def _record_all(claim: Claim, outcome: Outcome, final: str, frames: list[tuple[str, dict[str, Any]]]) -> None:
+def _record_all(claim: Claim, outcome: Outcome, final: str, frames: list[Frame]) -> None:
     try:
         # The transcript first, so that the end's UPDATE records it too (one write less per task).
         try:
-            transcript_id: str | None = store_transcript(claim, outcome, final, frames)
+            # Decoded here, inside both guards: a frame that failed to decode could cost the transcript, never the end.
+            events = [(frame.event, data) for frame, data in zip(frames, decode_all(frames), strict=True)]
+            transcript_id: str | None = store_transcript(claim, outcome, final, events)
         except Exception:
             # The end must be recorded all the same: the task would otherwise stay `running`.
             logger.exception("task.transcript_failed", extra={"task_id": claim.task_id})

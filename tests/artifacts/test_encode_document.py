@@ -145,3 +145,37 @@ def test_nesting_the_encoder_cannot_follow_is_refused_as_too_deep():
 
     assert refused.value.field == "content"
     assert "deeper" in refused.value.message
+
+
+def outcome(encode: Any, document: Any) -> Any:
+    """What a way of encoding gives: its result, or its error's type and words."""
+    try:
+        return encode(document)
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return type(error), str(error), getattr(error, "field", None)
+
+
+MIXED_FAILURES = {
+    "a lone surrogate": {"content": {"x": "\ud800"}},
+    "a lone surrogate, then a set": {"content": {"x": "\ud800"}, "metadata": {"s": {1}}},
+    "a lone surrogate, then NaN": {"content": {"x": "\ud800"}, "metadata": {"n": math.nan}},
+    "a lone surrogate and a NUL": {"content": {"x": "\ud800", "y": "\x00"}},
+    "a set in the kind, then NaN": {"kind": {1}, "metadata": {"n": math.nan}},
+    "NaN, then a NUL": {"content": {"n": math.nan}, "metadata": {"k": "\x00"}},
+    "too deep for the encoder, then a set": {"content": nested(5000, container=list), "metadata": {"s": {1}}},
+}
+
+
+@pytest.mark.parametrize("members", list(MIXED_FAILURES.values()), ids=list(MIXED_FAILURES))
+def test_it_fails_first_where_the_old_functions_failed_first(members):
+    document = build_document("plan", {})
+    document.update(members)
+
+    assert outcome(encode_document, document) == outcome(old_way, document)
+
+
+def test_its_refusal_is_not_raised_inside_the_encoders_error():
+    with pytest.raises(InvalidDocument) as refused:
+        encode_document(build_document("plan", nested(5000, container=list)))
+
+    assert refused.value.__context__ is None

@@ -15,7 +15,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
+from orchestrator.artifacts.services import find_artifact, load_document
 from orchestrator.events import get_event_log, get_sync_event_log
+from orchestrator.events.base import Frame, encode_data
 from orchestrator.tasks import admission, claims, finishing, lifecycle, notify, recovery
 from orchestrator.tasks import dispatcher as dispatcher_module
 from orchestrator.tasks.claims import Claim
@@ -179,6 +181,34 @@ def test_a_transcript_that_cannot_be_stored_does_not_keep_the_task_running(
     task = Task.objects.get(id=claim.task_id)
     assert (task.state, task.transcript_artifact_id, task.budget_settled) == (TaskState.COMPLETED, "", True)
     assert Pool.objects.get(id="p1").active_leases == 0, "the lease goes back whatever happened"
+
+
+def test_the_transcript_holds_each_frames_data(bob, dispatcher, wakes, django_capture_on_commit_callbacks):
+    claim = _leased_claim(bob, dispatcher, django_capture_on_commit_callbacks)
+    frames = [
+        Frame.encoded(0, "started", encode_data({"queue_position": 0})),
+        Frame.encoded(1, "token", encode_data({"t": "héllo", "i": 0})),
+        Frame(2, "end", {"tokens_out": 1, "finish_reason": "stop"}),
+    ]
+
+    finishing._record_all(claim, Outcome("completed", tokens_out=1, finish_reason="stop"), TaskState.COMPLETED, frames)
+
+    task = Task.objects.get(id=claim.task_id)
+    events = load_document(find_artifact(task.transcript_artifact_id))["content"]["events"]
+    assert events == [{"event": frame.event, "data": frame.data} for frame in frames]
+
+
+def test_frames_that_cannot_be_decoded_cost_the_transcript_not_the_end(
+    bob, dispatcher, wakes, django_capture_on_commit_callbacks
+):
+    claim = _leased_claim(bob, dispatcher, django_capture_on_commit_callbacks)
+    broken = [Frame.encoded(0, "token", encode_data({"t": "a", "i": 0})), Frame.encoded(1, "token", "{not json")]
+
+    finishing._record_all(claim, Outcome("completed", tokens_out=2, finish_reason="stop"), TaskState.COMPLETED, broken)
+
+    task = Task.objects.get(id=claim.task_id)
+    assert (task.state, task.transcript_artifact_id, task.budget_settled) == (TaskState.COMPLETED, "", True)
+    assert Pool.objects.get(id="p1").active_leases == 0
 
 
 def test_a_pool_drained_after_admission_read_it_is_not_leased(
