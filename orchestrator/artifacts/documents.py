@@ -103,10 +103,14 @@ def encode_document(document: ArtifactDocument) -> EncodedDocument:
         raise failure
     if not all(_plainly_storable(document[name], texts[name]) for name in _STORED):  # type: ignore[literal-required]
         check_storable(document)
-    # Encoded whole first, as the old digest was: a character UTF-8 cannot hold fails the same way.
-    whole = ("{" + ",".join(f'"{name}":{texts[name]}' for name in _MEMBERS) + "}").encode("utf-8")
-    content, metadata = texts["content"].encode("utf-8"), texts["metadata"].encode("utf-8")
-    return EncodedDocument(DIGEST_PREFIX + hashlib.sha256(whole).hexdigest(), content, metadata)
+    try:
+        encoded = {name: texts[name].encode("utf-8") for name in _MEMBERS}
+    except UnicodeEncodeError:
+        # A character UTF-8 cannot hold (a lone surrogate): fail as the whole document's encoding did.
+        ("{" + ",".join(f'"{name}":{texts[name]}' for name in _MEMBERS) + "}").encode("utf-8")
+        raise
+    whole = b"{" + b",".join(b'"%b":%b' % (name.encode(), encoded[name]) for name in _MEMBERS) + b"}"
+    return EncodedDocument(DIGEST_PREFIX + hashlib.sha256(whole).hexdigest(), encoded["content"], encoded["metadata"])
 
 
 # The document's members in the order of their sorted keys (as canonical JSON writes them),
