@@ -44,4 +44,20 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise ParseError(str(exc)) from exc
     if not isinstance(data, dict):
         raise ParseError("the body must be a JSON object")
+    if b"\\u" in raw:  # only an escape can spell a lone surrogate: raw UTF-8 cannot hold one
+        _refuse_lone_surrogates(data)
     return data
+
+
+def _refuse_lone_surrogates(data: dict[str, Any]) -> None:
+    """A string escaping half a surrogate pair (`"\\ud800"`) is JSON, but not text anything can store or send.
+
+    It got as far as storing before (a 500 on artifacts; on SQLite, a task whose transcript
+    could not be written); a body holding one is refused here, where the others are.
+    """
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ParseError("strings must be Unicode text: the body escapes a lone surrogate (\\ud800-\\udfff)") from exc
+    except RecursionError as exc:
+        raise ParseError(str(exc)) from exc
