@@ -194,7 +194,9 @@ def test_the_transcript_holds_each_frames_data(bob, dispatcher, wakes, django_ca
     finishing._record_all(claim, Outcome("completed", tokens_out=1, finish_reason="stop"), TaskState.COMPLETED, frames)
 
     task = Task.objects.get(id=claim.task_id)
-    events = load_document(find_artifact(task.transcript_artifact_id))["content"]["events"]
+    artifact = find_artifact(task.transcript_artifact_id)
+    assert artifact is not None
+    events = load_document(artifact)["content"]["events"]
     assert events == [{"event": frame.event, "data": frame.data} for frame in frames]
 
 
