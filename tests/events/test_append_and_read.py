@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.events.base import decode_all
+
 from .conftest import AnyEventLog
 
 
@@ -94,3 +96,18 @@ async def test_it_refuses_data_that_is_not_json(event_log: AnyEventLog, task_id:
         await event_log.append(task_id, "metrics", {"odd": {1, 2}})
 
     assert (await event_log.stats(task_id)).frames == 0
+
+
+async def test_a_runs_frames_decode_in_one_pass_as_one_by_one(event_log: AnyEventLog, task_id: str) -> None:
+    # given: the frames of a run as each backend stores them (a transcript decodes them at its end)
+    await event_log.append(task_id, "started", {"pool_id": "p1", "queue_position": 0})
+    await event_log.append(task_id, "token", {"t": 'quoted " ,[]{} \u2028 héllo 👋', "i": 0})
+    await event_log.append(task_id, "metrics", {"prep": {"attempt": 1}, "tokens_per_s": 12.5})
+    await event_log.terminate(task_id, "end", {"tokens_out": 1, "tokens_in": None, "canceled": False})
+
+    # when
+    frames = await event_log.read(task_id, after=-1, timeout_s=0)
+
+    # then
+    assert decode_all(frames) == [frame.data for frame in frames]
+    assert len(frames) == 4
