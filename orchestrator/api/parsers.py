@@ -52,8 +52,9 @@ def json_object(raw: bytes) -> dict[str, Any]:
 def _refuse_lone_surrogates(data: dict[str, Any]) -> None:
     """A string escaping half a surrogate pair (`"\\ud800"`) is JSON, but not text anything can store or send.
 
-    It got as far as storing before (a 500 on artifacts; on SQLite, a task whose transcript
-    could not be written); a body holding one is refused here, where the others are.
+    String fields refused it already (as DRF's CharField does), but fields taking any JSON
+    stored it (an artifact's content, a GPU's `device_id`), and reading it back failed with
+    a 500; a body holding one is refused here, for every endpoint, where other bad JSON is.
     """
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")

@@ -1,9 +1,9 @@
 """A body escaping half a surrogate pair is refused with the envelope, on every JSON endpoint.
 
 `"\\ud800"` is valid JSON but no text: UTF-8 cannot encode it, so no database,
-artifact or SSE stream can hold it. It used to reach storage: POST
-/v2/artifacts answered 500, and a task was admitted whose transcript could
-not be written.
+artifact or SSE stream can hold it. It used to reach storage wherever a
+field takes any JSON: POST /v2/artifacts answered 500, and a node whose GPU
+`device_id` held one made every later GET /v2/nodes a 500.
 """
 
 from __future__ import annotations
@@ -41,8 +41,21 @@ def test_an_artifact_with_a_lone_surrogate_is_refused(bob, escape):
     assert not Artifact.objects.exists()
 
 
+def test_a_node_cannot_store_one_where_any_json_is_taken(alice):
+    # `device_id` takes any JSON: stored, the surrogate made every later GET /v2/nodes a 500
+    raw = '{"node_id": "n1", "capabilities": {"gpus": [{"device_id": "\\ud800"}]}, "pools": []}'
+
+    response = alice.post("/v2/nodes/register", raw=raw)
+
+    assert_envelope(response, 400, "INVALID_PARAMS")
+    listed = alice.get("/v2/nodes")
+    assert listed.status_code == 200
+    assert listed.json()["count"] == 0
+
+
 @pytest.mark.parametrize("escape", LONE)
 def test_a_task_with_a_lone_surrogate_is_refused_before_admission(bob, escape):
+    # (string fields refused these already, as DRF's CharField does; the parser now refuses them first)
     add_pool("p1", "http://127.0.0.1:9", slots=2)
     body = task_body()
 
