@@ -10,7 +10,8 @@ class OrchestratorConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import request_finished
 
-        from orchestrator import checks  # noqa: F401 - registers the system checks
+        from orchestrator import checks, heap  # noqa: F401 - `checks` registers the system checks
         from orchestrator.db import statements
 
         request_finished.connect(statements.flush, dispatch_uid="orchd-statements-flush")
+        request_finished.connect(heap.flush, dispatch_uid="orchd-gc-pauses-flush")

@@ -67,6 +67,14 @@ orchd_admission_trip_size = Histogram(
     "Admissions answered together in one trip to the database thread (SQLite).",
     buckets=(1, 2, 3, 4, 6, 8),
 )
+# Beyond the SPEC's series: the garbage collector's pauses (generations 1 and 2), which hold the
+# GIL and so every request of the process (orchestrator/heap.py).
+orchd_gc_pause_seconds = Histogram(
+    "orchd_gc_pause_seconds",
+    "Time the garbage collector held the process, per pass of generation 1 or 2.",
+    ("generation",),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
 
 
 class StateCollector(Collector):

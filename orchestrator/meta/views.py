@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orchestrator import heap
 from orchestrator.api.errors import ApiError, api_error_from, error_response, internal_error
 from orchestrator.auth.authentication import authenticate_request
 from orchestrator.db import statements
@@ -80,6 +81,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     state = CollectorRegistry(auto_describe=False)
     state.register(StateCollector())
     statements.flush()  # this process's statements so far, tallied in memory
+    heap.flush()  # and its collector's pauses
     if settings.ORCHD_METRICS_DIR:
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]

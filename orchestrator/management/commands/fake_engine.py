@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orchestrator import heap
 from orchestrator.fake_engine.app import serve
 from orchestrator.fake_engine.config import PROTOCOLS, EngineConfig, Fault, FaultSyntaxError, parse_fault
 from orchestrator.fake_engine.text import DEFAULT_TEXT, split_pieces
@@ -57,6 +58,8 @@ class Command(BaseCommand):
             self.stdout.write(line)
             self.stdout.flush()
 
+        # As the web process does: its own 50–70 ms collector pauses would show as the engine's.
+        heap.freeze_startup_heap()
         asyncio.run(serve(config, options["host"], options["port"], announce))
 
     def _config(self, options: dict[str, Any]) -> EngineConfig:
