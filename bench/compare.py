@@ -14,7 +14,9 @@ With `--postgres`, each version runs on its own fresh PostgreSQL database
 created anew) and its own Redis database, as the scale-out mode runs.
 
 Scenarios: ttft1, ttft50, relay (fake engine, as fast as possible), llama
-(llama-server, 8 slots), admission (closed loop at 50), streams (1,000 held).
+(llama-server, 8 slots), admission (closed loop at 50; with `--rate N`, an
+open loop offering N tasks/s over at most 50 connections), streams (1,000
+held).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bench.harness import Engine, Proc, fake_engine, llama_server, orchestrator,
 RELAY_STREAMS = 64
 RELAY_TPS = 0.0
 RELAY_TOKENS = 200
+ADMISSION_RATE = 0.0
 
 
 def _engine(scenario: str, stack: ExitStack) -> tuple[Engine, str, int]:
@@ -61,9 +64,12 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=0, help="relay: the engine's tokens/s per stream (0 = unpaced)")
     parser.add_argument("--max-tokens", type=int, default=200, help="relay: tokens per task (few = per-task costs)")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis (scale-out mode), not SQLite")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="admission: an open loop offering this many tasks/s (0: closed loop)"
+    )
     args = parser.parse_args()
-    global RELAY_STREAMS, RELAY_TPS, RELAY_TOKENS  # noqa: PLW0603 - a by-hand tool's knobs
-    RELAY_STREAMS, RELAY_TPS, RELAY_TOKENS = args.streams, args.tps, args.max_tokens
+    global RELAY_STREAMS, RELAY_TPS, RELAY_TOKENS, ADMISSION_RATE  # noqa: PLW0603 - a by-hand tool's knobs
+    RELAY_STREAMS, RELAY_TPS, RELAY_TOKENS, ADMISSION_RATE = args.streams, args.tps, args.max_tokens, args.rate
     with ExitStack() as stack:
         engine, kind, slots = _engine(args.scenario, stack)
         orchs = []
@@ -116,9 +122,13 @@ async def _admission(orchs: list[tuple[Orchd, Proc]], rounds: int) -> str:
     runs: dict[str, list[admission.AdmissionRun]] = {arm.name: [] for arm, _ in orchs}
     for _ in range(rounds):
         for arm, proc in orchs:
-            runs[arm.name].append(await admission.closed_loop(arm, proc, concurrency=50, seconds=5))
+            if ADMISSION_RATE:
+                run = await admission.open_loop(arm, proc, rate=ADMISSION_RATE, seconds=6, concurrency=50)
+            else:
+                run = await admission.closed_loop(arm, proc, concurrency=50, seconds=5)
+            runs[arm.name].append(run)
     return "\n".join(
-        f"{name:>8}: " + ", ".join(f"{r.tasks_per_s:.0f}/s p50 {r.p50_ms:.0f} p99 {r.p99_ms:.0f} ms" for r in rs)
+        f"{name:>8}: " + ", ".join(f"{r.tasks_per_s:.0f}/s p50 {r.p50_ms:.1f} p99 {r.p99_ms:.1f} ms" for r in rs)
         for name, rs in runs.items()
     )
 
