@@ -100,6 +100,8 @@ class HttpAdapter(ABC):
 
     engine: str
     health_path = "/health"
+    # Whether a connection is kept for the next task after a streamed answer (see `_open`).
+    keeps_connections = True
 
     def __init__(self, engine: str | None = None) -> None:
         if engine is not None:
@@ -218,8 +220,16 @@ class HttpAdapter(ABC):
         if self._cancelled:
             raise _Cancelled  # before the request exists: nothing is sent
         url = request.engine_url.rstrip("/") + call.path
-        opening = stack.enter_async_context(stream_session().post(url, json=call.body))
-        response = await self._wait(opening, watch)
+        session = stream_session(keep_alive=self.keeps_connections)
+        try:
+            response = await self._wait(stack.enter_async_context(session.post(url, json=call.body)), watch)
+        except EngineError as exc:
+            if not _stale(exc):
+                raise
+            # A kept connection the engine closed as the request went out on it: the request
+            # got no answer, and the connection is gone from the pool; once more, on another.
+            logger.info("engine.connection_stale", extra={"task_id": request.task_id, "engine": self.engine})
+            response = await self._wait(stack.enter_async_context(session.post(url, json=call.body)), watch)
         self._response = response
         if not 200 <= response.status < 300:
             raise status_error(response.status, await self._wait(response.read(), watch))
@@ -293,6 +303,19 @@ class HttpAdapter(ABC):
             return response.json()
         except ValueError:
             return None
+
+
+def _stale(error: EngineError) -> bool:
+    """Whether the request failed on a connection the engine had closed, before any answer.
+
+    aiohttp raises `ServerDisconnectedError` when the connection closes before the answer's
+    headers, and `ClientOSError` when the request cannot be written to it; a connection that
+    could not be made at all (`ClientConnectorError`, also an OSError) is not stale.
+    """
+    cause = error.__cause__
+    return isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError) and not isinstance(
+        cause, aiohttp.ClientConnectorError
+    )
 
 
 async def _read_some(body: aiohttp.StreamReader) -> bytes:

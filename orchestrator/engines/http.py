@@ -27,25 +27,33 @@ _TIMEOUT = httpx.Timeout(connect=CONNECT_TIMEOUT_S, read=None, write=None, pool=
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30.0)
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+# Per loop, one session that keeps connections for the next task and one that does not.
+_sessions: dict[tuple[asyncio.AbstractEventLoop, bool], aiohttp.ClientSession] = {}
 # For the streams: a socket connect within 5 s, and no other limit (see above). No cap on
 # connections either: each stream holds one, and streams are bounded by the pools' slots.
 _STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
 _KEEPALIVE_S = 30.0
 
 
-def stream_session() -> aiohttp.ClientSession:
-    """The shared aiohttp session of the running event loop, for generations (created on first use)."""
+def stream_session(keep_alive: bool = True) -> aiohttp.ClientSession:
+    """The shared aiohttp session of the running event loop, for generations (created on first use).
+
+    `keep_alive=False`: a session whose connections serve one request each, for engines
+    that close a connection after a streamed answer while announcing keep-alive.
+    """
     loop = asyncio.get_running_loop()
-    session = _sessions.get(loop)
+    session = _sessions.get((loop, keep_alive))
     if session is None or session.closed:
         _forget_closed_loops()
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_S)
+        if keep_alive:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_S)
+        else:
+            connector = aiohttp.TCPConnector(limit=0, force_close=True)
         # trust_env=False, as for httpx below; no decompression: engines stream plain text/event-stream.
         session = aiohttp.ClientSession(
             connector=connector, timeout=_STREAM_TIMEOUT, trust_env=False, auto_decompress=False
         )
-        _sessions[loop] = session
+        _sessions[loop, keep_alive] = session
     return session
 
 
@@ -67,9 +75,10 @@ async def aclose_clients() -> None:
     client = _clients.pop(loop, None)
     if client is not None:
         await client.aclose()
-    session = _sessions.pop(loop, None)
-    if session is not None:
-        await session.close()
+    for keep_alive in (True, False):
+        session = _sessions.pop((loop, keep_alive), None)
+        if session is not None:
+            await session.close()
 
 
 def _new_client() -> httpx.AsyncClient:
@@ -82,5 +91,5 @@ def _forget_closed_loops() -> None:
     # Their sockets cannot be closed from here (the loop is gone); the garbage collector frees them.
     for loop in [loop for loop in _clients if loop.is_closed()]:
         del _clients[loop]
-    for loop in [loop for loop in _sessions if loop.is_closed()]:
-        del _sessions[loop]
+    for key in [key for key in _sessions if key[0].is_closed()]:
+        del _sessions[key]

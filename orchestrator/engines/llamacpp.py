@@ -18,6 +18,9 @@ from orchestrator.engines.base import EngineEvent, EngineRequest, Finished, Toke
 
 class LlamaCppAdapter(HttpAdapter):
     engine = "llamacpp"
+    # llama-server answers `Keep-Alive: timeout=5, max=100` but closes the connection after a
+    # streamed answer: the next task sent on it failed (half of 320 short tasks, 8 at a time).
+    keeps_connections = False
 
     def generation(self, request: EngineRequest) -> Call:
         body: dict[str, Any] = {

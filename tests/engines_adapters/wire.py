@@ -121,7 +121,9 @@ class Route:
     content_type: str = "text/event-stream"
     hanging: bool = False
     resetting: bool = False
+    one_per_connection: bool = False
     calls: Calls = field(default_factory=Calls)
+    connections: list[object] = field(default_factory=list)  # each request's connection (its transport)
     _received: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -149,6 +151,14 @@ class Route:
         self.resetting = True
         return self
 
+    def once_per_connection(self) -> Route:
+        """Answer a connection's first request; drop the connection when another comes on it.
+
+        As an engine that closes a kept-alive connection just as the client sends on it.
+        """
+        self.one_per_connection = True
+        return self
+
 
 class WireEngine:
     """A local HTTP server standing in for an engine; routes are set per test."""
@@ -167,7 +177,9 @@ class WireEngine:
         route.calls.append(Call(Sent(await request.read())))
         route._received.set()
         body = route.body
-        if route.resetting and request.transport is not None:
+        reused = request.transport in route.connections
+        route.connections.append(request.transport)
+        if (route.resetting or (route.one_per_connection and reused)) and request.transport is not None:
             request.transport.abort()
             return web.Response()
         try:

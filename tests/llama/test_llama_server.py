@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -11,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from orchestrator.engines import adapter_for
+from orchestrator.engines.base import EngineError, EngineRequest
+from orchestrator.engines.http import aclose_clients
 from tests.support.gguf_model import TINY_VOCAB
 from tests.support.llama import LlamaServer, make_tiny_gguf, run_llama_server
 
@@ -162,3 +167,51 @@ def test_embeddings(llama_server_binary: Path, tiny_model_factory: Any) -> None:
     assert len(data) == 2
     assert all(len(d["embedding"]) == 64 for d in data)
     assert data[0]["embedding"] != data[1]["embedding"]
+
+
+def test_it_closes_the_connection_after_a_streamed_answer_though_it_announces_keep_alive(
+    llama_server: LlamaServer,
+) -> None:
+    # Why the llama.cpp adapter keeps no connection for the next task (orchestrator/engines/llamacpp.py).
+    host, port = llama_server.url.removeprefix("http://").split(":")
+    body = json.dumps({"prompt": "hi", "n_predict": 4, "stream": True}).encode()
+    head = f"POST /completion HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            answer += chunk
+
+    headers = answer.split(b"\r\n\r\n", 1)[0].decode().lower()
+    assert headers.startswith("http/1.1 200")
+    assert "keep-alive: timeout=" in headers
+    assert "connection: close" not in headers
+    assert answer.endswith(b"0\r\n\r\n")  # the whole chunked answer came before the close
+
+
+async def test_tasks_back_to_back_on_its_connections_all_finish(llama_server: LlamaServer) -> None:
+    # On connections kept from the task before, about half of such tasks failed with WORKER_RESET.
+    async def tasks_in_turn(worker: int) -> list[str]:
+        outcomes = []
+        for turn in range(8):
+            request = EngineRequest(
+                task_id=f"w{worker}-{turn}",
+                engine_url=llama_server.url,
+                workload="completion",
+                model_ref="tiny",
+                max_tokens=8,
+                prompt=f"turn {turn}",
+            )
+            try:
+                events = [event async for event in adapter_for("llamacpp").stream(request)]
+                outcomes.append(type(events[-1]).__name__)
+            except EngineError as exc:
+                outcomes.append(exc.code)
+        return outcomes
+
+    try:
+        results = await asyncio.gather(*(tasks_in_turn(worker) for worker in range(2)))
+    finally:
+        await aclose_clients()
+
+    assert [outcome for outcomes in results for outcome in outcomes] == ["Finished"] * 16

@@ -1,0 +1,61 @@
+"""A kept-alive connection the engine closed as a request went out on it: sent once more, on another.
+
+llama-server announces keep-alive but closes the connection after a streamed
+answer, so its adapter keeps no connection; other engines keep theirs, and a
+request that meets one the engine has just closed is sent again, once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.engines_adapters.wire import ENGINES, Body, collect, generation, mock_generation
+from tests.support.web import free_port
+
+pytestmark = pytest.mark.parametrize("protocol", list(ENGINES))
+
+
+async def test_a_request_on_a_connection_the_engine_closed_is_sent_again(engine_wire, protocol, caplog):
+    route = mock_generation(engine_wire, protocol, Body([generation(protocol, ["a", "b"])])).once_per_connection()
+    caplog.set_level(logging.INFO, logger="orchestrator.engines.adapter")
+
+    first = await collect(protocol, task_id="task-1")
+    second = await collect(protocol, task_id="task-2")
+
+    assert first.error is None
+    assert second.error is None
+    assert second.tokens == ["a", "b"]
+    stale = [record for record in caplog.records if record.getMessage() == "engine.connection_stale"]
+    if protocol != "llamacpp":  # llama-server's adapter keeps no connection
+        # The second went out on the first's connection, was dropped, and went again on a new one.
+        assert len(route.calls) == 3
+        assert route.connections[1] is route.connections[0]
+        assert route.connections[2] is not route.connections[0]
+        assert [record.__dict__["task_id"] for record in stale] == ["task-2"]
+    else:
+        # Each request on a connection of its own: nothing was dropped.
+        assert len(route.calls) == 2
+        assert route.connections[1] is not route.connections[0]
+        assert stale == []
+
+
+async def test_a_connection_dropped_again_fails_the_request_after_one_more_try(engine_wire, protocol):
+    route = mock_generation(engine_wire, protocol, Body([])).reset()
+
+    outcome = await collect(protocol)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", True)
+    assert len(route.calls) == 2
+
+
+async def test_a_refused_connection_is_not_tried_again(protocol, caplog):
+    caplog.set_level(logging.INFO, logger="orchestrator.engines.adapter")
+
+    outcome = await collect(protocol, engine_url=f"http://127.0.0.1:{free_port()}")
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", True)
+    assert not [record for record in caplog.records if record.getMessage() == "engine.connection_stale"]
