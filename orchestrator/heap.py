@@ -39,7 +39,8 @@ logger = logging.getLogger("orchestrator.heap")
 # Generation-0 passes run hundreds of times a second and take microseconds: not observed.
 OBSERVED_GENERATIONS = (1, 2)
 
-_pauses: deque[tuple[int, float]] = deque()
+# Bounded, should nothing write it out for a long while (a process serving no requests).
+_pauses: deque[tuple[int, float]] = deque(maxlen=10_000)
 _started = [0.0]
 
 

@@ -30,7 +30,7 @@ import aiohttp
 import httpx
 
 from orchestrator.engines.base import EngineError, EngineEvent, EngineRequest, Finished, Token, Vectors
-from orchestrator.engines.http import engine_client, stream_session
+from orchestrator.engines.http import Sending, engine_client, stream_session
 from orchestrator.engines.sse import Field, SSEParser
 
 logger = logging.getLogger(__name__)
@@ -221,14 +221,17 @@ class HttpAdapter(ABC):
             raise _Cancelled  # before the request exists: nothing is sent
         url = request.engine_url.rstrip("/") + call.path
         session = stream_session(keep_alive=self.keeps_connections)
+        sending = Sending()
         try:
-            response = await self._wait(stack.enter_async_context(session.post(url, json=call.body)), watch)
+            opening = session.post(url, json=call.body, trace_request_ctx=sending)
+            response = await self._wait(stack.enter_async_context(opening), watch)
         except EngineError as exc:
-            if not _stale(exc):
-                raise
+            if not (sending.reused and _stale(exc)):
+                raise  # a new connection that failed: the engine's own doing, not sent again
             # A kept connection the engine closed as the request went out on it: the request
             # got no answer, and the connection is gone from the pool; once more, on another.
-            logger.info("engine.connection_stale", extra={"task_id": request.task_id, "engine": self.engine})
+            extra = {"task_id": request.task_id, "engine": self.engine, "error": str(exc)}
+            logger.info("engine.connection_stale", extra=extra)
             response = await self._wait(stack.enter_async_context(session.post(url, json=call.body)), watch)
         self._response = response
         if not 200 <= response.status < 300:
@@ -306,7 +309,7 @@ class HttpAdapter(ABC):
 
 
 def _stale(error: EngineError) -> bool:
-    """Whether the request failed on a connection the engine had closed, before any answer.
+    """Whether the request, sent on a kept connection, failed as on one the engine had closed.
 
     aiohttp raises `ServerDisconnectedError` when the connection closes before the answer's
     headers, and `ClientOSError` when the request cannot be written to it; a connection that

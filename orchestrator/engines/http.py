@@ -13,6 +13,8 @@ dropped rather than reused (tests and management commands run many loops).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import aiohttp
 import httpx
@@ -35,6 +37,22 @@ _STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT
 _KEEPALIVE_S = 30.0
 
 
+@dataclass
+class Sending:
+    """One request on a stream session (its `trace_request_ctx`): whether it went out on a kept connection."""
+
+    reused: bool = False
+
+
+async def _note_reuse(session: aiohttp.ClientSession, context: SimpleNamespace, params: object) -> None:
+    if isinstance(context.trace_request_ctx, Sending):
+        context.trace_request_ctx.reused = True
+
+
+_REUSE = aiohttp.TraceConfig()
+_REUSE.on_connection_reuseconn.append(_note_reuse)
+
+
 def stream_session(keep_alive: bool = True) -> aiohttp.ClientSession:
     """The shared aiohttp session of the running event loop, for generations (created on first use).
 
@@ -50,8 +68,13 @@ def stream_session(keep_alive: bool = True) -> aiohttp.ClientSession:
         else:
             connector = aiohttp.TCPConnector(limit=0, force_close=True)
         # trust_env=False, as for httpx below; no decompression: engines stream plain text/event-stream.
+        # Requests tell whether they went out on a kept connection (`Sending`).
         session = aiohttp.ClientSession(
-            connector=connector, timeout=_STREAM_TIMEOUT, trust_env=False, auto_decompress=False
+            connector=connector,
+            timeout=_STREAM_TIMEOUT,
+            trust_env=False,
+            auto_decompress=False,
+            trace_configs=[_REUSE] if keep_alive else None,
         )
         _sessions[loop, keep_alive] = session
     return session

@@ -41,14 +41,30 @@ async def test_a_request_on_a_connection_the_engine_closed_is_sent_again(engine_
         assert stale == []
 
 
-async def test_a_connection_dropped_again_fails_the_request_after_one_more_try(engine_wire, protocol):
-    route = mock_generation(engine_wire, protocol, Body([])).reset()
+async def test_a_request_dropped_again_on_another_connection_fails_after_one_more_try(engine_wire, protocol):
+    route = mock_generation(engine_wire, protocol, Body([generation(protocol, ["a"])]))
+    assert (await collect(protocol)).error is None  # its connection is kept, where the engine keeps them
+    route.reset()  # from now on the engine drops every request
 
     outcome = await collect(protocol)
 
     assert outcome.error is not None
     assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", True)
-    assert len(route.calls) == 2
+    # Kept connection: dropped, then once more on a new one, dropped too. llama.cpp: a new one, dropped.
+    assert len(route.calls) == (2 if protocol == "llamacpp" else 3)
+
+
+async def test_a_request_dropped_on_a_new_connection_is_not_sent_again(engine_wire, protocol, caplog):
+    # The engine got the request on a connection made for it and dropped it: its own doing.
+    route = mock_generation(engine_wire, protocol, Body([])).reset()
+    caplog.set_level(logging.INFO, logger="orchestrator.engines.adapter")
+
+    outcome = await collect(protocol)
+
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.before_first_token) == ("WORKER_RESET", True)
+    assert len(route.calls) == 1
+    assert not [record for record in caplog.records if record.getMessage() == "engine.connection_stale"]
 
 
 async def test_a_refused_connection_is_not_tried_again(protocol, caplog):
