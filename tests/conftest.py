@@ -86,6 +86,15 @@ def _fresh_event_log() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _engines_keep_connections() -> None:
+    """No engine is known to close kept connections at a test's start: a loopback port seen
+    closing them in one test may serve another engine in the next."""
+    from orchestrator.engines.adapter import forget_closing_engines
+
+    forget_closing_engines()
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -45,6 +45,9 @@ DRAIN_TIMEOUT_S = 1.0
 CANCEL_WAIT_S = 5.0
 # Engine messages are quoted in errors, and error bodies can be whole HTML pages.
 MESSAGE_MAX_CHARS = 300
+# Engines (by URL) seen closing a kept connection under a request, as llama-server does after
+# each streamed answer whichever protocol it is reached by: this process keeps none for them.
+_CLOSING_ENGINES: set[str] = set()
 
 
 class ProtocolError(Exception):
@@ -220,19 +223,22 @@ class HttpAdapter(ABC):
         if self._cancelled:
             raise _Cancelled  # before the request exists: nothing is sent
         url = request.engine_url.rstrip("/") + call.path
-        session = stream_session(keep_alive=self.keeps_connections)
+        keep = self.keeps_connections and request.engine_url not in _CLOSING_ENGINES
         sending = Sending()
         try:
-            opening = session.post(url, json=call.body, trace_request_ctx=sending)
+            opening = stream_session(keep_alive=keep).post(url, json=call.body, trace_request_ctx=sending)
             response = await self._wait(stack.enter_async_context(opening), watch)
         except EngineError as exc:
             if not (sending.reused and _stale(exc)):
                 raise  # a new connection that failed: the engine's own doing, not sent again
             # A kept connection the engine closed as the request went out on it: the request
-            # got no answer, and the connection is gone from the pool; once more, on another.
+            # got no answer. Once more, on a connection of its own (the pool may hold more such),
+            # and none kept for this engine from now on.
+            _CLOSING_ENGINES.add(request.engine_url)
             extra = {"task_id": request.task_id, "engine": self.engine, "error": str(exc)}
             logger.info("engine.connection_stale", extra=extra)
-            response = await self._wait(stack.enter_async_context(session.post(url, json=call.body)), watch)
+            opening = stream_session(keep_alive=False).post(url, json=call.body)
+            response = await self._wait(stack.enter_async_context(opening), watch)
         self._response = response
         if not 200 <= response.status < 300:
             raise status_error(response.status, await self._wait(response.read(), watch))
@@ -306,6 +312,11 @@ class HttpAdapter(ABC):
             return response.json()
         except ValueError:
             return None
+
+
+def forget_closing_engines() -> None:
+    """Keep connections to every engine again, as at start (for tests)."""
+    _CLOSING_ENGINES.clear()
 
 
 def _stale(error: EngineError) -> bool:

@@ -21,23 +21,24 @@ async def test_a_request_on_a_connection_the_engine_closed_is_sent_again(engine_
     route = mock_generation(engine_wire, protocol, Body([generation(protocol, ["a", "b"])])).once_per_connection()
     caplog.set_level(logging.INFO, logger="orchestrator.engines.adapter")
 
-    first = await collect(protocol, task_id="task-1")
-    second = await collect(protocol, task_id="task-2")
+    outcomes = [await collect(protocol, task_id=f"task-{turn}") for turn in (1, 2, 3)]
 
-    assert first.error is None
-    assert second.error is None
-    assert second.tokens == ["a", "b"]
+    assert [outcome.error for outcome in outcomes] == [None, None, None]
+    assert [outcome.tokens for outcome in outcomes] == [["a", "b"]] * 3
     stale = [record for record in caplog.records if record.getMessage() == "engine.connection_stale"]
+    connections = route.connections
     if protocol != "llamacpp":  # llama-server's adapter keeps no connection
-        # The second went out on the first's connection, was dropped, and went again on a new one.
-        assert len(route.calls) == 3
-        assert route.connections[1] is route.connections[0]
-        assert route.connections[2] is not route.connections[0]
+        # The second went out on the first's connection, was dropped, and went again on a new
+        # one; the third, on a new one too: none is kept for this engine any more.
+        assert len(route.calls) == 4
+        assert connections[1] is connections[0]
+        assert connections[2] not in connections[:2]
+        assert connections[3] not in connections[:3]
         assert [record.__dict__["task_id"] for record in stale] == ["task-2"]
     else:
         # Each request on a connection of its own: nothing was dropped.
-        assert len(route.calls) == 2
-        assert route.connections[1] is not route.connections[0]
+        assert len(route.calls) == 3
+        assert len({id(connection) for connection in connections}) == 3
         assert stale == []
 
 
