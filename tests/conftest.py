@@ -86,12 +86,12 @@ def _fresh_event_log() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _engines_keep_connections() -> None:
+def _engines_keep_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     """No engine is known to close kept connections at a test's start: a loopback port seen
     closing them in one test may serve another engine in the next."""
-    from orchestrator.engines.adapter import forget_closing_engines
+    from orchestrator.engines import adapter
 
-    forget_closing_engines()
+    monkeypatch.setattr(adapter, "_CLOSING_ENGINES", set())
 
 
 @pytest.fixture(autouse=True)

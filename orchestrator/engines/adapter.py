@@ -314,11 +314,6 @@ class HttpAdapter(ABC):
             return None
 
 
-def forget_closing_engines() -> None:
-    """Keep connections to every engine again, as at start (for tests)."""
-    _CLOSING_ENGINES.clear()
-
-
 def _stale(error: EngineError) -> bool:
     """Whether the request, sent on a kept connection, failed as on one the engine had closed.
 
