@@ -12,7 +12,6 @@ starts with the reactor, under servers that speak the ASGI lifespan protocol
 import asyncio
 import contextvars
 import functools
-import inspect
 import logging
 import os
 import sys
@@ -352,7 +351,8 @@ def _bodies_left_to_django_under_daphne() -> None:
     package), and a multipart body it cannot parse was answered by Twisted itself, a bare 400
     with no body, no error envelope, and the connection closed. Daphne's protocol looks up
     its request class when it builds each connection's protocol; this class, its own with
-    the parse turned off, replaces it before the server starts listening.
+    the parse turned off (Twisted's switch since 25.5, pinned), replaces it before the
+    server starts listening.
     """
     http_protocol: Any = sys.modules.get("daphne.http_protocol")
     if http_protocol is None:
@@ -360,10 +360,6 @@ def _bodies_left_to_django_under_daphne() -> None:
     daphne_request: type[Any] = http_protocol.WebRequest
     if getattr(daphne_request, "leaves_bodies_to_the_app", False):
         return  # already in place (this module imported again)
-    from twisted.web import http
-
-    if "parsePOSTFormSubmission" not in inspect.signature(http.Request.__init__).parameters:
-        return  # a Twisted without the switch: its parse stays
 
     class WebRequest(daphne_request):  # type: ignore[misc]
         leaves_bodies_to_the_app = True
