@@ -24,7 +24,24 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Field, Model
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Field,
+    IntegerField,
+    Model,
+    PositiveBigIntegerField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    SmallIntegerField,
+    TextField,
+)
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 from django.db.transaction import TransactionManagementError
 
 from orchestrator.db import statements
@@ -162,7 +179,16 @@ def insert(obj: Model, *, if_absent: bool = False) -> bool:
         placeholders = ", ".join(["%s"] * len(fields))
         sql = f"INSERT INTO {table(type(obj))} ({columns}) VALUES ({placeholders})"  # noqa: S608 - values are parameters
         _INSERTS[key] = sql
-    values = [field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields]
+    plan = _INSERT_PLANS.get(key)
+    if plan is None:
+        plan = _INSERT_PLANS[key] = [(field, field.attname, _as_is_types(field, db)) for field in fields]
+    values = []
+    for field, attname, as_is in plan:
+        value = getattr(obj, attname) if as_is else None
+        if as_is and type(value) in as_is:
+            values.append(value)  # what the field's own adaptation would give back
+        else:
+            values.append(field.get_db_prep_save(field.pre_save(obj, True), db))
     inserted = execute(sql + " ON CONFLICT DO NOTHING" if if_absent else sql, values) == 1
     if inserted:
         obj._state.adding = False
@@ -171,6 +197,41 @@ def insert(obj: Model, *, if_absent: bool = False) -> bool:
 
 
 _INSERTS: dict[tuple[str, str], str] = {}
+_INSERT_PLANS: dict[tuple[str, str], list[tuple[Field[Any, Any], str, tuple[type, ...]]]] = {}
+
+_INTEGER_FIELDS = (
+    IntegerField,
+    SmallIntegerField,
+    BigIntegerField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    PositiveBigIntegerField,
+)
+
+
+def _as_is_types(field: Field[Any, Any], db: Any) -> tuple[type, ...]:
+    """The exact types of value that this field sends to this database unchanged; () if none is known.
+
+    `get_db_prep_save` of a text, boolean or integer field only checks a str, a
+    bool or an int (and None) and gives it back; an INSERT of a task has 28 such
+    fields of 40, and the call cost more than the statement. Only those exact
+    classes, with the base `pre_save`, qualify; integers only where the backend
+    does not wrap them (PostgreSQL does: psycopg's sized integer types).
+    tests/db/test_sql.py holds the outcome to the field's own adaptation.
+    """
+    kind = type(field)
+    if kind.pre_save is not Field.pre_save:
+        return ()
+    if kind in (CharField, TextField):
+        return (str, type(None))
+    if kind is BooleanField:
+        return (bool, type(None))
+    if (
+        kind in _INTEGER_FIELDS
+        and type(db.ops).adapt_integerfield_value is BaseDatabaseOperations.adapt_integerfield_value
+    ):
+        return (int, type(None))
+    return ()
 
 
 def insert_values(model: type[Model], field_names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -183,6 +244,11 @@ def insert_values(model: type[Model], field_names: Sequence[str], rows: Sequence
     values = ", ".join([row] * len(rows))
     params = [value for one in rows for value in one]
     execute(f"INSERT INTO {table(model)} ({columns}) VALUES {values}", params)  # noqa: S608 - values are parameters
+
+
+# A field's class attribute that reads the instance's own value, and (a foreign key's, on a
+# fresh instance with nothing cached) sets it as is: setting `__dict__` does the same.
+_PLAIN_ATTRIBUTES = (DeferredAttribute, ForeignKeyDeferredAttribute)
 
 
 class Select(Generic[M]):
@@ -203,6 +269,13 @@ class Select(Generic[M]):
         order = {field.name: index for index, field in enumerate(model._meta.concrete_fields)}
         self.fields = sorted(concrete_fields(model, fields), key=lambda field: order[field.name])
         self.attnames = [field.attname for field in self.fields]
+        # Rows become instances by setting their attributes directly (`_instances`) when the model
+        # builds them as Django's own `from_db` and `__init__` do, and each attribute is a plain one.
+        self._plain = (
+            model.from_db.__func__ is Model.from_db.__func__  # type: ignore[attr-defined]
+            and model.__init__ is Model.__init__
+            and all(type(model.__dict__.get(name)) in _PLAIN_ATTRIBUTES for name in self.attnames)
+        )
         self.where = where
         self.limit = limit
         self.for_update = for_update
@@ -258,10 +331,21 @@ class Select(Generic[M]):
 
     def _instances(self, db: Any, converters: list[tuple[Any, list[Converter]]], rows: list[Any]) -> list[M]:
         found = []
+        model, attnames = self.model, self.attnames
+        plain = self._plain and not (pre_init.has_listeners(model) or post_init.has_listeners(model))
         for row in rows:
             values = list(row)
             for index, (column, functions) in enumerate(converters):
                 for function in functions:
                     values[index] = function(values[index], column, db)
-            found.append(self.model.from_db(db.alias, self.attnames, values))
+            if plain:
+                # What `from_db` builds, without `Model.__init__`'s walk over every field.
+                instance = model.__new__(model)
+                instance._state = ModelState()
+                instance._state.adding = False
+                instance._state.db = db.alias
+                instance.__dict__.update(zip(attnames, values, strict=True))
+            else:
+                instance = model.from_db(db.alias, attnames, values)
+            found.append(instance)
         return found

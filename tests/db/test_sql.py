@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Model
+from django.db.models.signals import post_init
 from django.db.transaction import TransactionManagementError
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
@@ -15,6 +17,7 @@ from django.utils import timezone
 from django_prometheus.db import execute_total
 
 from nodes.models import Node
+from orchestrator import sql
 from orchestrator.artifacts.models import Artifact, ArtifactTag
 from orchestrator.db import statements
 from orchestrator.sessions.models import Session
@@ -257,3 +260,70 @@ def test_a_connection_handed_out_again_counts_each_statement_once():
 
     assert db.connection.cursor_factory is factory
     assert counted._value.get() == before + 1
+
+
+def test_insert_sends_each_value_as_the_fields_own_adaptation_gives_it(monkeypatch: pytest.MonkeyPatch):
+    # given values of the types a field passes through as they are, and some it converts:
+    # an int in a boolean field, a bool and a str in integer fields, None, datetimes, JSON
+    row = task("t-1", budget_settled=1, ctx=True, max_tokens="16", tokens_in=None, prompt="", attempts=3)
+    db = connections[DEFAULT_DB_ALIAS]
+    expected = [field.get_db_prep_save(field.pre_save(row, True), db) for field in Task._meta.local_concrete_fields]
+    sent: list[object] = []
+    real_execute = sql.execute
+
+    def recording(statement: str, params: Sequence[object] = ()) -> int:
+        sent.extend(params)
+        return real_execute(statement, params)
+
+    monkeypatch.setattr(sql, "execute", recording)
+
+    insert(row)
+
+    # (PostgreSQL's JSON adapter objects compare by identity: their wrapped values are compared)
+    assert [getattr(value, "obj", value) for value in sent] == [getattr(value, "obj", value) for value in expected]
+    assert [type(value) for value in sent] == [type(value) for value in expected]
+
+
+def test_select_builds_instances_that_save_and_load_as_the_orms_do():
+    insert(task("t-1"))
+
+    found = Select(Task, ("id", "state", "prompt"), '"id" = %s').first("t-1")
+
+    assert found is not None
+    assert (found._state.adding, found._state.db) == (False, DEFAULT_DB_ALIAS)
+    assert found.get_deferred_fields() == Task.objects.only("id", "state", "prompt").get(id="t-1").get_deferred_fields()
+    assert found.max_tokens == 16  # a deferred field, loaded on access
+    found.state = TaskState.CANCELED
+    found.save(update_fields=["state"])  # an UPDATE of the row read, not an INSERT
+    assert Task.objects.get(id="t-1").state == TaskState.CANCELED
+
+
+def test_select_reads_a_foreign_key_as_the_orm_does():
+    node = Node.objects.create(id="n-1")
+    from pools.models import Pool
+
+    Pool.objects.create(id="p-1", node=node, engine="llamacpp", engine_url="http://127.0.0.1:1")
+
+    found = Select(Pool, ("id", "node"), '"id" = %s').first("p-1")
+
+    assert found is not None
+    assert found.node_id == "n-1"
+    assert found.node == node
+
+
+def test_select_builds_through_the_orm_when_a_model_listens_to_its_instances():
+    insert(task("t-1"))
+    seen: list[str] = []
+
+    def on_init(sender: type[Model], instance: Task, **_: object) -> None:
+        seen.append(instance.__dict__.get("id", "?"))
+
+    post_init.connect(on_init, sender=Task)
+    try:
+        found = Select(Task, ("id",), '"id" = %s').first("t-1")
+    finally:
+        post_init.disconnect(on_init, sender=Task)
+
+    assert found is not None
+    assert found.id == "t-1"
+    assert seen == ["t-1"]
