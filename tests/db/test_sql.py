@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Model
-from django.db.models.signals import post_init
+from django.db.models.signals import ModelSignal, post_init, pre_init
 from django.db.transaction import TransactionManagementError
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
@@ -287,9 +287,12 @@ def test_insert_sends_each_value_as_the_fields_own_adaptation_gives_it(monkeypat
 def test_select_builds_instances_that_save_and_load_as_the_orms_do():
     insert(task("t-1"))
 
-    found = Select(Task, ("id", "state", "prompt"), '"id" = %s').first("t-1")
+    select = Select(Task, ("id", "state", "prompt"), '"id" = %s')
+    found = select.first("t-1")
 
+    assert select._plain, "built without Model.__init__"
     assert found is not None
+    assert (found.id, found.state, found.prompt) == ("t-1", TaskState.QUEUED, "héllo")
     assert (found._state.adding, found._state.db) == (False, DEFAULT_DB_ALIAS)
     assert found.get_deferred_fields() == Task.objects.only("id", "state", "prompt").get(id="t-1").get_deferred_fields()
     assert found.max_tokens == 16  # a deferred field, loaded on access
@@ -304,26 +307,29 @@ def test_select_reads_a_foreign_key_as_the_orm_does():
 
     Pool.objects.create(id="p-1", node=node, engine="llamacpp", engine_url="http://127.0.0.1:1")
 
-    found = Select(Pool, ("id", "node"), '"id" = %s').first("p-1")
+    select = Select(Pool, ("id", "node"), '"id" = %s')
+    found = select.first("p-1")
 
+    assert select._plain, "built without Model.__init__"
     assert found is not None
     assert found.node_id == "n-1"
     assert found.node == node
 
 
-def test_select_builds_through_the_orm_when_a_model_listens_to_its_instances():
+@pytest.mark.parametrize("signal", [pre_init, post_init], ids=["pre_init", "post_init"])
+def test_select_builds_through_the_orm_when_a_model_listens_to_its_instances(signal: ModelSignal):
     insert(task("t-1"))
-    seen: list[str] = []
+    seen: list[type[Model]] = []
 
-    def on_init(sender: type[Model], instance: Task, **_: object) -> None:
-        seen.append(instance.__dict__.get("id", "?"))
+    def on_init(sender: type[Model], **_: object) -> None:
+        seen.append(sender)
 
-    post_init.connect(on_init, sender=Task)
+    signal.connect(on_init, sender=Task)
     try:
         found = Select(Task, ("id",), '"id" = %s').first("t-1")
     finally:
-        post_init.disconnect(on_init, sender=Task)
+        signal.disconnect(on_init, sender=Task)
 
     assert found is not None
     assert found.id == "t-1"
-    assert seen == ["t-1"]
+    assert seen == [Task]
