@@ -32,7 +32,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 from orchestrator import metrics
-from orchestrator.db.statements import observe_all
+from orchestrator.db.statements import drain, observe_all
 
 logger = logging.getLogger("orchestrator.heap")
 
@@ -69,11 +69,7 @@ def watch_pauses() -> None:
 def flush(*_: Any, **__: Any) -> None:
     """Write out the pauses timed so far (any thread). Takes a signal's arguments."""
     by_generation: dict[int, list[float]] = defaultdict(list)
-    while True:
-        try:
-            generation, seconds = _pauses.popleft()
-        except IndexError:
-            break
+    for generation, seconds in drain(_pauses):
         by_generation[generation].append(seconds)
     for generation, pauses in by_generation.items():
         observe_all(metrics.orchd_gc_pause_seconds.labels(generation=str(generation)), pauses)

@@ -184,8 +184,7 @@ def insert(obj: Model, *, if_absent: bool = False) -> bool:
         plan = _INSERT_PLANS[key] = [(field, field.attname, _as_is_types(field, db)) for field in fields]
     values = []
     for field, attname, as_is in plan:
-        value = getattr(obj, attname) if as_is else None
-        if as_is and type(value) in as_is:
+        if as_is and type(value := getattr(obj, attname)) in as_is:
             values.append(value)  # what the field's own adaptation would give back
         else:
             values.append(field.get_db_prep_save(field.pre_save(obj, True), db))

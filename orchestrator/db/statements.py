@@ -25,11 +25,13 @@ import os
 import time
 from bisect import bisect_left
 from collections import Counter, defaultdict, deque
-from typing import Any
+from typing import Any, TypeVar
 
 from django_prometheus.db import errors_total, execute_many_total, execute_total, query_duration_seconds
 
 FLUSH_AFTER_S = 0.1
+
+T = TypeVar("T")
 
 # (alias, vendor, seconds, statements, of an `executemany`)
 _pending: deque[tuple[str, str, float, int, bool]] = deque()
@@ -53,11 +55,7 @@ def flush(*_: Any, **__: Any) -> None:
     durations: dict[tuple[str, str], list[float]] = defaultdict(list)
     counts: Counter[tuple[str, str]] = Counter()
     many: Counter[tuple[str, str]] = Counter()
-    while True:
-        try:
-            alias, vendor, seconds, statements, of_many = _pending.popleft()
-        except IndexError:
-            break
+    for alias, vendor, seconds, statements, of_many in drain(_pending):
         durations[alias, vendor].append(seconds)
         counts[alias, vendor] += statements
         if of_many:
@@ -68,6 +66,16 @@ def flush(*_: Any, **__: Any) -> None:
         if many[series]:
             execute_many_total.labels(*series).inc(many[series])
         observe_all(query_duration_seconds.labels(*series), values)
+
+
+def drain(queue: deque[T]) -> list[T]:
+    """Take what is in the queue now, oldest first; safe beside threads appending to it."""
+    taken = []
+    while True:
+        try:
+            taken.append(queue.popleft())
+        except IndexError:
+            return taken
 
 
 def observe_all(histogram: Any, values: list[float]) -> None:
