@@ -14,7 +14,7 @@ from orchestrator.auth.models import Role
 from orchestrator.auth.services import issue_token
 
 # Engine processes for integration tests: `fake_engine` (factory fixture) and helpers.
-pytest_plugins = ["tests.engines", "tests.support.llama", "tests.support.live"]
+pytest_plugins = ["tests.engines", "tests.support.llama", "tests.support.live", "tests.support.redis_server"]
 
 
 class Api:

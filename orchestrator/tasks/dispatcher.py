@@ -113,8 +113,9 @@ class Dispatcher:
         await layer.group_add(notify.GROUP, channel)
         while True:
             try:
-                message = await layer.receive(channel)
-                self.on_message(message.get("body") or {})
+                message = notify.from_elsewhere(await layer.receive(channel))
+                if message is not None:
+                    self.on_message(message)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -24,6 +24,7 @@ from orchestrator.asgi import ADMISSIONS_PER_TRIP, AdmissionTrips, Handler
 from orchestrator.auth.models import Role
 from orchestrator.auth.services import issue_token
 from orchestrator.tasks.models import Task
+from tests.support.waiting import until
 from tests.tasks.conftest import add_pool, task_body
 
 # Closing a response on the DB thread checks its connection (`request_finished`).
@@ -121,14 +122,6 @@ def receive_of(body: bytes) -> Callable[[], Any]:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
     return receive
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("timed out")
 
 
 def waiting(handler: Handler) -> int:

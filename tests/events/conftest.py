@@ -1,14 +1,12 @@
 """Every behaviour runs against both backends: `event_log` is parametrized over them.
 
-Redis: REDIS_URL when set (and then it must answer), else the local Redis on
-db 13 when one answers; the Redis cases are skipped only when none does. Each
-test gets its own key prefix, so parallel xdist workers never share a key.
+Redis: `redis_url` (tests/support/redis_server.py). Each test gets its own
+key prefix, so parallel xdist workers never share a key.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
@@ -20,34 +18,7 @@ import redis.asyncio
 from orchestrator.events.memory import InProcessEventLog
 from orchestrator.events.redis import RedisEventLog
 
-LOCAL_REDIS_URL = "redis://127.0.0.1:6379/13"
-
 AnyEventLog = InProcessEventLog | RedisEventLog
-
-
-def _ping(url: str) -> str:
-    """Why the Redis at `url` cannot be used; "" when it answers."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        return f"no Redis answers at {url} ({error})"
-    finally:
-        client.close()
-    return ""
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    explicit = os.environ.get("REDIS_URL")
-    if explicit:
-        # Configured, so the Redis cases must run: a dead server fails them instead of skipping.
-        if problem := _ping(explicit):
-            pytest.fail(f"REDIS_URL is set but {problem}")
-        return explicit
-    if problem := _ping(LOCAL_REDIS_URL):
-        pytest.skip(f"REDIS_URL is unset and {problem}")
-    return LOCAL_REDIS_URL
 
 
 @pytest.fixture
