@@ -43,33 +43,36 @@ def reset_event_log_for_tests() -> None:
 class SyncEventLog:
     """The event log for sync code (views, Celery jobs, the dispatcher's DB thread).
 
-    The in-process log is called directly: its operations never wait, and
-    async_to_sync would cost a round trip through the event loop, which a
-    busy loop makes slow. Redis is asynchronous, so it goes through async_to_sync.
+    Both logs have their operations for sync code (`*_now`): the in-process
+    log's never wait, and Redis' wait on a client of their own, in the calling
+    thread. async_to_sync would cost a round trip through the event loop,
+    which a busy loop makes slow.
     """
 
     def __init__(self, log: EventLog) -> None:
         self.log = log
-        self._local = log if isinstance(log, InProcessEventLog) else None
+        self._now: InProcessEventLog | RedisEventLog | None = (
+            log if isinstance(log, InProcessEventLog | RedisEventLog) else None
+        )
 
     def append(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        if self._local is not None:
-            return self._local.append_now(task_id, event, data)
+        if self._now is not None:
+            return self._now.append_now(task_id, event, data)
         return async_to_sync(self.log.append)(task_id, event, data)
 
     def terminate(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        if self._local is not None:
-            return self._local.terminate_now(task_id, event, data)
+        if self._now is not None:
+            return self._now.terminate_now(task_id, event, data)
         return async_to_sync(self.log.terminate)(task_id, event, data)
 
     def stats(self, task_id: str) -> LogStats:
-        if self._local is not None:
-            return self._local.stats_now(task_id)
+        if self._now is not None:
+            return self._now.stats_now(task_id)
         return async_to_sync(self.log.stats)(task_id)
 
     def expire(self, task_id: str, ttl_s: int) -> None:
-        if self._local is not None:
-            self._local.expire_now(task_id, ttl_s)
+        if self._now is not None:
+            self._now.expire_now(task_id, ttl_s)
         else:
             async_to_sync(self.log.expire)(task_id, ttl_s)
 

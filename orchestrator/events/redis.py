@@ -23,10 +23,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import redis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
+from redis.commands.core import AsyncScript, Script
+from redis.retry import Retry as SyncRetry
 from redis.typing import EncodableT, KeyT, StreamIdT
 
 from .base import TERMINAL_EVENTS, UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats, encode_data
@@ -82,8 +84,22 @@ class _Connection:
     watch: AsyncScript
 
 
+@dataclass(frozen=True)
+class _SyncConnection:
+    """The client of sync code (any thread: its pool hands each call a connection of its own)."""
+
+    client: redis.Redis
+    add: Script
+
+
 class RedisEventLog:
-    """The `EventLog` on Redis Streams; one client per event loop of this process."""
+    """The `EventLog` on Redis Streams; one client per event loop of this process.
+
+    Sync code (views, Celery jobs, the DB thread) has its own client and `*_now`
+    methods, as the in-process log has: each call then waits on its own socket in
+    its own thread, not for a trip through an event loop (async_to_sync) that a
+    busy loop makes slow.
+    """
 
     def __init__(self, url: str, *, prefix: str = "orchd", max_age_s: int = UNFINISHED_LOG_MAX_AGE_S) -> None:
         self.url = url
@@ -92,6 +108,7 @@ class RedisEventLog:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._connections: dict[asyncio.AbstractEventLoop, _Connection] = {}
+        self._sync: _SyncConnection | None = None
 
     def keys(self, task_id: str) -> tuple[str, str]:
         """The task's stream and meta keys."""
@@ -125,15 +142,7 @@ class RedisEventLog:
     async def stats(self, task_id: str) -> LogStats:
         # redis-py types replies as "awaitable or not" for its sync and async clients alike.
         reply = self._connection().client.hgetall(self.keys(task_id)[1])
-        fields = await cast("Awaitable[dict[str, str]]", reply)
-        return LogStats(
-            frames=int(fields.get("frames", 0)),
-            tokens=int(fields.get("tokens", 0)),
-            first_token_ms=_optional_int(fields.get("first_token_ms")),
-            terminated="terminated" in fields,
-            watchers=int(fields.get("watchers", 0)),
-            last_detach_ms=_optional_int(fields.get("last_detach_ms")),
-        )
+        return _stats(await cast("Awaitable[dict[str, str]]", reply))
 
     async def attach(self, task_id: str) -> None:
         await self._connection().watch(keys=[self.keys(task_id)[1]], args=[1, "", self._max_age_ms])
@@ -157,23 +166,64 @@ class RedisEventLog:
         if connection is not None:
             await connection.client.aclose()
 
+    # The same operations for sync code, on its own client.
+
+    def append_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        if event in TERMINAL_EVENTS:
+            raise ValueError(f"{event!r} is a terminal event: write it with terminate()")
+        return self._add_now(task_id, event, data)
+
+    def terminate_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        if event not in TERMINAL_EVENTS:
+            raise ValueError(f"{event!r} is not a terminal event")
+        return self._add_now(task_id, event, data)
+
+    def stats_now(self, task_id: str) -> LogStats:
+        reply = self._sync_connection().client.hgetall(self.keys(task_id)[1])
+        return _stats(cast("dict[str, str]", reply))
+
+    def expire_now(self, task_id: str, ttl_s: int) -> None:
+        with self._sync_connection().client.pipeline(transaction=True) as pipe:
+            for key in self.keys(task_id):
+                pipe.expire(key, ttl_s)
+            pipe.execute()
+
+    def close_now(self) -> None:
+        """Close the sync client (the event loops' clients are left alone)."""
+        with self._lock:
+            connection, self._sync = self._sync, None
+        if connection is not None:
+            connection.client.close()
+
     async def _add(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        args: list[EncodableT] = [
-            event,
-            _dumps(data),
-            int(event in TERMINAL_EVENTS),
-            time.time_ns() // 1_000_000,
-            self._max_age_ms,
-        ]
-        seq = int(await self._connection().add(keys=self.keys(task_id), args=args))
+        seq = int(await self._connection().add(keys=self.keys(task_id), args=self._add_args(event, data)))
         return None if seq < 0 else seq
+
+    def _add_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
+        seq = int(self._sync_connection().add(keys=self.keys(task_id), args=self._add_args(event, data)))
+        return None if seq < 0 else seq
+
+    def _add_args(self, event: str, data: dict[str, Any]) -> list[EncodableT]:
+        return [event, _dumps(data), int(event in TERMINAL_EVENTS), time.time_ns() // 1_000_000, self._max_age_ms]
+
+    def _forget_parents_clients(self) -> None:
+        """In a forked child (the lock held): its parent's sockets are not its own to talk over."""
+        if self._pid != os.getpid():
+            self._pid, self._connections, self._sync = os.getpid(), {}, None
+
+    def _sync_connection(self) -> _SyncConnection:
+        with self._lock:
+            self._forget_parents_clients()
+            if self._sync is None:
+                client = redis.Redis.from_url(self.url, **_CLIENT_OPTIONS, retry=SyncRetry(NoBackoff(), 0))
+                self._sync = _SyncConnection(client, client.register_script(_ADD))
+            return self._sync
 
     def _connection(self) -> _Connection:
         """This event loop's client: a client's sockets belong to the loop that opened them."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._pid != os.getpid():  # a forked child must not talk over its parent's sockets
-                self._pid, self._connections = os.getpid(), {}
+            self._forget_parents_clients()
             connection = self._connections.get(loop)
             if connection is None:
                 # Loops of finished async_to_sync calls and tests are closed: forget their clients.
@@ -182,16 +232,29 @@ class RedisEventLog:
             return connection
 
     def _connect(self) -> _Connection:
-        client = Redis.from_url(
-            self.url,
-            decode_responses=True,
-            # No retries: a retried script whose reply was lost would append a frame twice.
-            # Readers lose nothing by failing: an SSE client resumes from its Last-Event-ID.
-            retry=Retry(NoBackoff(), 0),
-            # A pooled connection idle this long is checked before use (a restarted Redis).
-            health_check_interval=30,
-        )
+        client = Redis.from_url(self.url, **_CLIENT_OPTIONS, retry=Retry(NoBackoff(), 0))
         return _Connection(client, client.register_script(_ADD), client.register_script(_WATCH))
+
+
+# Both clients' options, and no retries: a retried script whose reply was lost would append a
+# frame twice. Readers lose nothing by failing: an SSE client resumes from its Last-Event-ID.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    # A pooled connection idle this long is checked before use (a restarted Redis).
+    "health_check_interval": 30,
+}
+
+
+def _stats(fields: dict[str, str]) -> LogStats:
+    """A log's stats from its meta hash."""
+    return LogStats(
+        frames=int(fields.get("frames", 0)),
+        tokens=int(fields.get("tokens", 0)),
+        first_token_ms=_optional_int(fields.get("first_token_ms")),
+        terminated="terminated" in fields,
+        watchers=int(fields.get("watchers", 0)),
+        last_detach_ms=_optional_int(fields.get("last_detach_ms")),
+    )
 
 
 def _dumps(data: dict[str, Any]) -> str:

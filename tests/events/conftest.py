@@ -69,6 +69,7 @@ async def make_log(redis_store: tuple[str, str] | None) -> AsyncIterator[Callabl
     yield make
     for log in made:
         await log.aclose()
+        log.close_now()
 
 
 @pytest.fixture
