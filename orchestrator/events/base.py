@@ -20,6 +20,21 @@ from typing import Any, Protocol
 
 TERMINAL_EVENTS = frozenset({"end", "error"})
 
+
+def appendable(event: str) -> str:
+    """`event`, which `append` may write; ValueError for a terminal one."""
+    if event in TERMINAL_EVENTS:
+        raise ValueError(f"{event!r} is a terminal event: write it with terminate()")
+    return event
+
+
+def terminal(event: str) -> str:
+    """`event`, which `terminate` may write; ValueError for any other."""
+    if event not in TERMINAL_EVENTS:
+        raise ValueError(f"{event!r} is not a terminal event")
+    return event
+
+
 # A log that is never terminated nor expired (its writer died before recovery
 # reached it) is dropped this long after its last append, so neither backend
 # keeps a dead task forever. Far longer than any task may run.

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import TERMINAL_EVENTS, UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats, encode_data
+from .base import UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats, appendable, encode_data, terminal
 
 # Often enough that expired logs don't pile up between sweeps, rarely enough
 # that a scan of every log costs nothing next to the appends.
@@ -81,14 +81,10 @@ class InProcessEventLog:
     # there is no need for the round trip to an event loop that async_to_sync makes.
 
     def append_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        if event in TERMINAL_EVENTS:
-            raise ValueError(f"{event!r} is a terminal event: write it with terminate()")
-        return self._add(task_id, event, data)
+        return self._add(task_id, appendable(event), data)
 
     def terminate_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        if event not in TERMINAL_EVENTS:
-            raise ValueError(f"{event!r} is not a terminal event")
-        return self._add(task_id, event, data)
+        return self._add(task_id, terminal(event), data)
 
     def stats_now(self, task_id: str) -> LogStats:
         with self._lock:

@@ -31,7 +31,7 @@ from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry as SyncRetry
 from redis.typing import EncodableT, KeyT, StreamIdT
 
-from .base import TERMINAL_EVENTS, UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats, encode_data
+from .base import TERMINAL_EVENTS, UNFINISHED_LOG_MAX_AGE_S, Frame, LogStats, appendable, encode_data, terminal
 
 # KEYS: stream, meta. ARGV: event, JSON data, "1" when terminal, now (epoch ms), max age (ms).
 # Returns the frame's seq, or -1 when the log is already terminated.
@@ -116,14 +116,10 @@ class RedisEventLog:
         return stream, f"{stream}:meta"
 
     async def append(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        if event in TERMINAL_EVENTS:
-            raise ValueError(f"{event!r} is a terminal event: write it with terminate()")
-        return await self._add(task_id, event, data)
+        return await self._add(task_id, appendable(event), data)
 
     async def terminate(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        if event not in TERMINAL_EVENTS:
-            raise ValueError(f"{event!r} is not a terminal event")
-        return await self._add(task_id, event, data)
+        return await self._add(task_id, terminal(event), data)
 
     async def read(self, task_id: str, after: int, timeout_s: float) -> list[Frame]:
         client = self._connection().client
@@ -169,14 +165,10 @@ class RedisEventLog:
     # The same operations for sync code, on its own client.
 
     def append_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        if event in TERMINAL_EVENTS:
-            raise ValueError(f"{event!r} is a terminal event: write it with terminate()")
-        return self._add_now(task_id, event, data)
+        return self._add_now(task_id, appendable(event), data)
 
     def terminate_now(self, task_id: str, event: str, data: dict[str, Any]) -> int | None:
-        if event not in TERMINAL_EVENTS:
-            raise ValueError(f"{event!r} is not a terminal event")
-        return self._add_now(task_id, event, data)
+        return self._add_now(task_id, terminal(event), data)
 
     def stats_now(self, task_id: str) -> LogStats:
         reply = self._sync_connection().client.hgetall(self.keys(task_id)[1])
