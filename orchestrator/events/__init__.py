@@ -37,6 +37,8 @@ def reset_event_log_for_tests() -> None:
     global _in_process
     with _lock:
         _in_process = None
+        for log in _on_redis.values():
+            log.close_now()
         _on_redis.clear()
 
 

@@ -181,7 +181,7 @@ class RedisEventLog:
             pipe.execute()
 
     def close_now(self) -> None:
-        """Close the sync client (the event loops' clients are left alone)."""
+        """Close the sync client (the event loops' clients are left alone), once nothing uses it."""
         with self._lock:
             connection, self._sync = self._sync, None
         if connection is not None:

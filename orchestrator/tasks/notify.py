@@ -73,8 +73,12 @@ async def _group_send(message: dict[str, Any]) -> None:
 def broadcast(message: dict[str, Any]) -> None:
     """Send `message` to every dispatcher, in this process and (through the layer) in others."""
     _deliver_local(message)
-    if _shared_layer() is not None:
+    if _shared_layer() is None:
+        return
+    try:
         async_to_sync(_group_send)(message)
+    except Exception:  # noqa: BLE001 - e.g. called on an event loop's thread: the sweep is the net
+        logger.warning("dispatch.broadcast_failed", exc_info=True)
 
 
 async def abroadcast(message: dict[str, Any]) -> None:

@@ -101,18 +101,27 @@ async def redis_layer(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncI
 
 
 @pytest.mark.redis
-async def test_a_dispatcher_acts_on_other_processes_messages_only(redis_layer: RedisChannelLayer) -> None:
+async def test_a_dispatcher_acts_on_other_processes_messages_only(
+    redis_layer: RedisChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    other_process = await redis_layer.new_channel()  # another process's dispatcher, in the group too
+    await redis_layer.group_add(notify.GROUP, other_process)
     dispatcher = Dispatcher(asyncio.get_running_loop())
     seen: list[dict[str, Any]] = []
     dispatcher.on_message = seen.append  # type: ignore[method-assign,assignment]
     listening = asyncio.create_task(dispatcher._listen())
     try:
         members = redis_layer.connection(0)
-        for _ in range(200):  # until it has joined the group
-            if await members.zcard(redis_layer._group_key(notify.GROUP)):
+        for _ in range(200):  # until the dispatcher's channel has joined the other one in the group
+            if await members.zcard(redis_layer._group_key(notify.GROUP)) == 2:
                 break
             await asyncio.sleep(0.01)
-        await asyncio.to_thread(notify.wake_dispatchers)  # this process's own, over real Redis
+        else:
+            raise AssertionError("the dispatcher never joined the group")
+        with caplog.at_level(logging.WARNING, logger="orchestrator.dispatch"):
+            await asyncio.to_thread(notify.wake_dispatchers)  # this process's own, over real Redis
+        assert not caplog.records, "the wake-up was sent"
+        assert await asyncio.wait_for(redis_layer.receive(other_process), 5) == wake_message()
         elsewhere = {"type": "dispatch.message", "body": {"kind": "cancel", "task_id": "t_1"}, "from": "other:1"}
         await redis_layer.group_send(notify.GROUP, elsewhere)
         await until(lambda: len(seen) == 1)
