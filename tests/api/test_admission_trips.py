@@ -7,13 +7,14 @@ import contextvars
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, reset_queries
+from django.db import close_old_connections, connections, reset_queries
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.test import RequestFactory
 from django.urls import get_script_prefix
@@ -43,6 +44,16 @@ def request_started_as_served() -> Any:
     yield
     for receiver in taken:
         request_started.connect(receiver)
+
+
+@pytest.fixture(autouse=True)
+async def db_thread_connection_closed() -> AsyncIterator[None]:
+    """The trips' DB thread (asgiref's one thread-sensitive thread) outlives the test: close its connection.
+
+    Left open, it kept PostgreSQL's test database from being dropped at the end of the run.
+    """
+    yield
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 Pairs = list[tuple[HttpRequest, contextvars.Context]]
