@@ -20,7 +20,6 @@ import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from orchestrator.tasks import notify, recovery
@@ -106,8 +105,8 @@ class Dispatcher:
 
     async def _listen(self) -> None:
         """Receive broadcasts from other processes (a shared channel layer only)."""
-        layer = get_channel_layer()
-        if layer is None or layer.__class__.__name__ == "InMemoryChannelLayer":
+        layer = notify.shared_layer()
+        if layer is None:
             return
         channel = await layer.new_channel()
         await layer.group_add(notify.GROUP, channel)

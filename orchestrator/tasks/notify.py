@@ -52,7 +52,7 @@ def unregister_local(handler: Callable[[dict[str, Any]], None]) -> None:
         _local[:] = [(loop, h) for loop, h in _local if h is not handler]
 
 
-def _shared_layer() -> Any:
+def shared_layer() -> Any:
     """The channel layer, when it reaches other processes; None otherwise."""
     layer = get_channel_layer()
     if layer is None or layer.__class__.__name__ == "InMemoryChannelLayer":
@@ -61,7 +61,7 @@ def _shared_layer() -> Any:
 
 
 async def _group_send(message: dict[str, Any]) -> None:
-    layer = _shared_layer()
+    layer = shared_layer()
     if layer is None:
         return
     try:
@@ -73,7 +73,7 @@ async def _group_send(message: dict[str, Any]) -> None:
 def broadcast(message: dict[str, Any]) -> None:
     """Send `message` to every dispatcher, in this process and (through the layer) in others."""
     _deliver_local(message)
-    if _shared_layer() is None:
+    if shared_layer() is None:
         return
     try:
         async_to_sync(_group_send)(message)

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from channels_redis.core import RedisChannelLayer
 
-from orchestrator.tasks import dispatcher as dispatcher_module
 from orchestrator.tasks import notify
 from orchestrator.tasks.dispatcher import Dispatcher
 from tests.support.waiting import until
@@ -93,7 +92,6 @@ def test_a_process_skips_its_own_messages_on_the_layer(monkeypatch: pytest.Monke
 async def redis_layer(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RedisChannelLayer]:
     shared = RedisChannelLayer(hosts=[redis_url], prefix=f"orchd-test-{uuid.uuid4().hex[:12]}:ch")
     monkeypatch.setattr(notify, "get_channel_layer", lambda: shared)
-    monkeypatch.setattr(dispatcher_module, "get_channel_layer", lambda: shared)
     monkeypatch.setattr(notify, "_local", [])
     yield shared
     await shared.flush()
