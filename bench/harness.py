@@ -203,16 +203,21 @@ POSTGRES = "postgres://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379"
 
 
+def fresh_database(name: str) -> str:
+    """The URL of PostgreSQL database `orchd_bench_<name>`, dropped and created anew."""
+    database = f"orchd_bench_{name}"
+    for statement in (f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", f"CREATE DATABASE {database}"):
+        subprocess.run(["psql", f"{POSTGRES}/postgres", "-q", "-c", statement], check=True)
+    return f"{POSTGRES}/{database}"
+
+
 def scale_out_env(name: str, index: int) -> dict[str, str]:
     """Settings for a fresh PostgreSQL database and an empty Redis database (the scale-out mode)."""
     import redis
 
-    database = f"orchd_bench_{name}"
-    for statement in (f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", f"CREATE DATABASE {database}"):
-        subprocess.run(["psql", f"{POSTGRES}/postgres", "-q", "-c", statement], check=True)
     redis_url = f"{REDIS}/{12 + index}"
     redis.Redis.from_url(redis_url).flushdb()
-    return {"DATABASE_URL": f"{POSTGRES}/{database}", "REDIS_URL": redis_url}
+    return {"DATABASE_URL": fresh_database(name), "REDIS_URL": redis_url}
 
 
 def register_pool(

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 
 from catalog.models import CatalogModel
 from catalog.services import check_trust
@@ -41,6 +42,9 @@ logger = logging.getLogger("orchestrator.admission")
 
 # Admission holds this lock while it counts the queue and inserts, so N web
 # processes on PostgreSQL never admit past capacity (SQLite serializes writers anyway).
+# It is the transaction's last lock: its session and token rows are locked before it, so
+# under it admission waits for no row another admission may hold while it waits for the lock
+# (a drop-lru victim's rows are taken only if free: `_drop_victim`).
 CAPACITY_LOCK_KEY = 0x6F726368  # "orch"
 # SQLite runs one write transaction at a time: a slot freed before admission's shows in its
 # `unleased` read, and one freed after it wakes the dispatchers itself after its commit, so
@@ -102,12 +106,14 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
     price = _check_catalog(request)
     serving = _check_pools(request, pools)
     with transaction.atomic():
-        _lock_capacity()
         session = _open_turn(request, now)
         token = _TOKEN_LOCKED.first(principal.token_id) if principal.token_id is not None else None
         grant = _reserve_budget(session, token, request, price)
         rate = _count_rate(request, token, now)
         try:
+            # Last of the locks: what it serializes across processes is only the count, the
+            # room made and the insert, not the session's and the budget's statements.
+            _lock_capacity()
             counts = queue_counts(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
             queued, position = counts.queued, counts.ahead
             prediction = predict_start(position, request.model_ref, serving)
@@ -345,12 +351,36 @@ def _make_room(request: TaskRequest, prediction: Prediction, queued: int) -> Tas
 
 
 def _drop_victim(rank: int) -> Task | None:
-    """The oldest queued task of the lowest priority not higher than the newcomer's."""
+    """The oldest queued task of the lowest priority not higher than the newcomer's.
+
+    Under the capacity lock, so on PostgreSQL the victim's rows are taken only if no other
+    transaction holds them (SKIP LOCKED): another admission may hold its session or token
+    row while it waits for that lock, and waiting for it here would be a deadlock. A task
+    whose rows are held is passed over: its session or token is in use at this moment, so it
+    is not the least recently used. (SQLite runs one write transaction at a time: nothing
+    is held by another.)
+    """
     for victim_rank in sorted({r for r in PRIORITY_RANK.values() if r >= rank}, reverse=True):
-        for task in Task.objects.queued().filter(priority_rank=victim_rank).order_by("created_at", "id")[:5]:
-            if lifecycle.drop_queued(task):
+        candidates = Task.objects.queued().filter(priority_rank=victim_rank).order_by("created_at", "id")
+        for task in candidates.select_for_update(skip_locked=True)[:5]:
+            if _rows_free(task) and lifecycle.drop_queued(task):
                 return task
     return None
+
+
+def _rows_free(task: Task) -> bool:
+    """Lock the task's session and token rows if no other transaction holds them; False if one does."""
+    if connection.vendor != "postgresql":
+        return True
+    session = Session.objects.filter(id=task.session_id)
+    if task.session_started_at is not None:  # the row its settlement charges (ledger.settle)
+        session = session.filter(created_at=task.session_started_at)
+    rows: list[QuerySet[Any]] = [session]
+    if task.token_id is not None:
+        rows.append(ApiToken.objects.filter(id=task.token_id))
+    # A row that is gone is not held (and its settlement charges nothing); one that exists
+    # but is not returned under SKIP LOCKED is.
+    return all(row.select_for_update(skip_locked=True).exists() or not row.exists() for row in rows)
 
 
 def _new_task(

@@ -1,0 +1,183 @@
+"""PostgreSQL: the capacity lock, the last lock admission takes, and what it waits for under it.
+
+Admission locks its session and token rows (the turn, the budget) before the
+advisory capacity lock, so across web processes only the count, the room made
+and the insert run one at a time. Under the lock it must then never wait for a
+row that another admission, itself waiting for the lock, may hold: a drop-lru
+victim whose rows are held is passed over. Run by CI's PostgreSQL pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+from django.db.utils import OperationalError
+from django.test import Client
+from django.utils import timezone
+
+from orchestrator.auth.models import ApiToken, Role
+from orchestrator.auth.services import issue_token
+from orchestrator.sessions.models import Session
+from orchestrator.sessions.services import open_session_turn
+from orchestrator.tasks.admission import CAPACITY_LOCK_KEY
+from orchestrator.tasks.models import Task, TaskState
+from tests.conftest import assert_envelope
+from tests.support.processes import wait_until
+from tests.tasks.conftest import add_pool, task_body
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _needs_postgres() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs DATABASE_URL (PostgreSQL): SQLite runs one write transaction at a time")
+
+
+@pytest.fixture(autouse=True)
+def _pool() -> None:
+    add_pool("p1", "http://127.0.0.1:9", slots=1)
+
+
+def submit(token: str, **overrides: Any) -> Any:
+    """POST /v2/tasks on this thread's own connection, closed afterwards."""
+    try:
+        return Client().post(
+            "/v2/tasks",
+            task_body(**overrides),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    finally:
+        connections.close_all()
+
+
+class InThread:
+    """A call on a thread of its own; its result, or what it raised, once it is done."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self.thread.start()
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self.result = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            self.error = exc
+
+    def join(self, timeout: float = 10) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the admission is still waiting"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@contextmanager
+def other_transaction() -> Iterator[Any]:
+    """A cursor on a second connection, in a transaction of its own (rolled back at the end)."""
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            yield cursor
+        other.rollback()
+    finally:
+        other.close()
+
+
+def waiting_for_capacity_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = %s",
+            [CAPACITY_LOCK_KEY],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def assert_row_held(cursor: Any, table: str, key: Any) -> None:
+    """Another transaction holds the row; this one keeps what it holds (a savepoint takes the error)."""
+    cursor.execute("SAVEPOINT probe")
+    with pytest.raises(OperationalError, match="could not obtain lock"):
+        cursor.execute(f'SELECT 1 FROM {table} WHERE "id" = %s FOR UPDATE NOWAIT', [key])  # noqa: S608 - a constant
+    cursor.execute("ROLLBACK TO SAVEPOINT probe")
+
+
+def test_admission_takes_its_session_and_token_rows_before_the_capacity_lock() -> None:
+    token = issue_token("bob", Role.CLIENT)
+    open_session_turn("s-held", timezone.now())
+
+    with other_transaction() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CAPACITY_LOCK_KEY])
+        admission = InThread(lambda: submit(token.value, session_id="s-held"))
+        wait_until(waiting_for_capacity_lock, timeout_s=10, what="the admission to wait for the capacity lock")
+
+        # While it waits for the lock, the admission holds its turn and its budget's rows.
+        assert_row_held(cursor, Session._meta.db_table, "s-held")
+        assert_row_held(cursor, ApiToken._meta.db_table, token.token.pk)
+        assert admission.thread.is_alive()
+    # The capacity lock went with the other transaction.
+
+    assert admission.join().status_code == 202
+    assert Session.objects.get(id="s-held").turns == 2
+
+
+def test_a_drop_lru_victim_whose_session_another_transaction_holds_is_passed_over(settings: Any) -> None:
+    settings.ORCHD_ADMISSION_CAPACITY = 2
+    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
+    token = issue_token("bob", Role.CLIENT).value
+    older = submit(token, session_id="s-busy", priority="batch").json()["task_id"]
+    newer = submit(token, session_id="s-idle", priority="batch").json()["task_id"]
+
+    with other_transaction() as cursor:
+        # As an admission of s-busy waiting for the capacity lock holds its session's row.
+        cursor.execute(f'SELECT 1 FROM {Session._meta.db_table} WHERE "id" = %s FOR UPDATE', ["s-busy"])  # noqa: S608
+        admission = InThread(lambda: submit(token, session_id="s-new"))
+        response = admission.join()
+
+    assert response.status_code == 202
+    assert Task.objects.get(id=older).state == TaskState.QUEUED  # the oldest, but in use: passed over
+    assert Task.objects.get(id=newer).state == TaskState.DROPPED
+    assert Session.objects.get(id="s-idle").tokens_reserved == 0  # the victim's reservation released
+
+
+def test_drop_lru_with_every_victim_held_answers_429_without_waiting(settings: Any) -> None:
+    settings.ORCHD_ADMISSION_CAPACITY = 1
+    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
+    token = issue_token("bob", Role.CLIENT).value
+    queued = submit(token, session_id="s-busy", priority="batch").json()["task_id"]
+
+    with other_transaction() as cursor:
+        cursor.execute(f'SELECT 1 FROM {Task._meta.db_table} WHERE "id" = %s FOR UPDATE', [queued])  # noqa: S608
+        response = InThread(lambda: submit(token, session_id="s-new")).join()
+
+    assert_envelope(response, 429, "QUEUE_FULL_DROP_LRU")
+    assert Task.objects.get(id=queued).state == TaskState.QUEUED
+
+
+def test_concurrent_admissions_never_pass_the_capacity(settings: Any) -> None:
+    settings.ORCHD_ADMISSION_CAPACITY = 5
+    tokens = [issue_token(f"client-{i}", Role.CLIENT).value for i in range(4)]
+    start = threading.Barrier(12)
+
+    def admit(index: int) -> Callable[[], int]:
+        def call() -> int:
+            start.wait(timeout=10)
+            return int(submit(tokens[index % 4], session_id=f"s-{index}").status_code)
+
+        return call
+
+    admissions = [InThread(admit(index)) for index in range(12)]
+    codes = sorted(admission.join(timeout=30) for admission in admissions)
+
+    assert codes == [202] * 5 + [429] * 7
+    assert Task.objects.filter(state=TaskState.QUEUED).count() == 5
+    # Every rejected admission's turn and reservation rolled back.
+    assert sorted(Session.objects.values_list("tokens_reserved", flat=True)) == [8] * 5
