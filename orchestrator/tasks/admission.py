@@ -33,7 +33,14 @@ from orchestrator.sql import Select, all_fields, insert
 from orchestrator.tasks import claims, lifecycle, notify
 from orchestrator.tasks.dispatcher import Dispatcher, local_dispatcher
 from orchestrator.tasks.models import PRIORITY_RANK, Task, TaskState
-from orchestrator.tasks.queue import Prediction, placement_request, pool_views, predict_start, queue_counts
+from orchestrator.tasks.queue import (
+    Prediction,
+    placement_request,
+    pool_views,
+    predict_start,
+    queue_counts,
+    service_time,
+)
 from orchestrator.tasks.requests import TaskRequest
 from pools.models import Pool
 from pools.placement import Outcome, PoolView, eligible_pools, place
@@ -105,6 +112,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
     _check_limits(request, pools)
     price = _check_catalog(request)
     serving = _check_pools(request, pools)
+    service = service_time(request.model_ref, serving)  # statistics: read before any lock
     with transaction.atomic():
         session = _open_turn(request, now)
         token = _TOKEN_LOCKED.first(principal.token_id) if principal.token_id is not None else None
@@ -116,7 +124,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
             _lock_capacity()
             counts = queue_counts(request.model_ref, request.engine, PRIORITY_RANK[request.priority], now)
             queued, position = counts.queued, counts.ahead
-            prediction = predict_start(position, request.model_ref, serving)
+            prediction = predict_start(position, serving, service)
             _check_deadline(request, prediction)
             victim = _make_room(request, prediction, queued)
             load = (queued - (victim is not None)) / settings.ORCHD_ADMISSION_CAPACITY

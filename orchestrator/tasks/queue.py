@@ -160,11 +160,12 @@ def _ahead(model_ref: str, engine: str, rank: int, created_at: datetime, task_id
     return " + ".join(ranges), params
 
 
-def predict_start(position: int, model_ref: str, pools: list[PoolView]) -> Prediction:
-    """When a task at `position` (0 = next) will start, from free slots and observed service times."""
+def predict_start(position: int, pools: list[PoolView], service: tuple[float, bool]) -> Prediction:
+    """When a task at `position` (0 = next) will start, from free slots and the service time
+    (`service_time`: the average and whether it was observed)."""
     free = sum(pool.free_slots for pool in pools)
     slots = sum(pool.slots_total for pool in pools)
-    service_ms, observed = _service_ms(model_ref, [pool.pool_id for pool in pools])
+    service_ms, observed = service
     if position < free or slots == 0:
         return Prediction(0, observed, service_ms)
     # Slots free up one service time after they were taken; each full wave of
@@ -173,7 +174,9 @@ def predict_start(position: int, model_ref: str, pools: list[PoolView]) -> Predi
     return Prediction(int(waves * service_ms), observed, service_ms)
 
 
-def _service_ms(model_ref: str, pool_ids: list[str]) -> tuple[float, bool]:
+def service_time(model_ref: str, pools: list[PoolView]) -> tuple[float, bool]:
+    """The model's average service time on these pools, and whether any was observed (a default if not)."""
+    pool_ids = [pool.pool_id for pool in pools]
     if not pool_ids:
         return UNOBSERVED_SERVICE_MS, False
     totals = [row.total_ms for row in _service_times(len(pool_ids)).all(model_ref, *pool_ids)]

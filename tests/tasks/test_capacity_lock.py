@@ -18,6 +18,7 @@ import pytest
 from django.db import connection, connections
 from django.db.utils import OperationalError
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orchestrator.auth.models import ApiToken, Role
@@ -181,3 +182,31 @@ def test_concurrent_admissions_never_pass_the_capacity(settings: Any) -> None:
     assert Task.objects.filter(state=TaskState.QUEUED).count() == 5
     # Every rejected admission's turn and reservation rolled back.
     assert sorted(Session.objects.values_list("tokens_reserved", flat=True)) == [8] * 5
+
+
+def test_under_the_capacity_lock_admission_only_counts_the_queue_and_inserts() -> None:
+    token = issue_token("bob", Role.CLIENT).value
+    submit(token, session_id="s-1")  # a session to renew, a service time to read: the common case
+
+    with CaptureQueriesContext(connection) as queries:
+        assert (
+            Client()
+            .post(
+                "/v2/tasks",
+                task_body(session_id="s-1"),
+                content_type="application/json",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            .status_code
+            == 202
+        )
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    locked = next(i for i, sql in enumerate(statements) if "pg_advisory_xact_lock" in sql)
+    assert any(Session._meta.db_table in sql for sql in statements[:locked])  # the turn, before
+    assert any(ApiToken._meta.db_table in sql for sql in statements[:locked])  # the token row, before
+    under = statements[locked + 1 :]
+    assert len(under) == 3, under
+    assert under[0].startswith("SELECT (SELECT COUNT(*)")  # the queue's length and the position
+    assert under[1].startswith(f'INSERT INTO "{Task._meta.db_table}"')
+    assert under[2] == "COMMIT"
