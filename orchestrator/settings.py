@@ -231,6 +231,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "enforce-drains": {"task": "pools.jobs.enforce_drains", "schedule": 5.0},
     "probe-static-pools": {"task": "pools.jobs.probe_static_pools", "schedule": 10.0},
     "expire-queued-tasks": {"task": "orchestrator.tasks.jobs.expire_queued_tasks", "schedule": 5.0},
+    "fold-queue-tally": {"task": "orchestrator.tasks.jobs.fold_queue_tally", "schedule": 5.0},
 }
 
 # --- Internationalisation and static files ------------------------------------

@@ -59,6 +59,27 @@ class Api:
         return self.call("DELETE", path, **kwargs)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """pytest-django's (the xdist worker's suffix on the test database), then: the write-ahead log
+    of an SQLite test database whose file is gone removed, so the new file does not meet it.
+
+    A run whose process ended with a connection still open (another thread's, a killed
+    worker) leaves `<name>-wal` and `<name>-shm` beside the deleted file; the next run's new
+    file with that log failed every test with "disk I/O error".
+    """
+    from pathlib import Path
+
+    from django.conf import settings
+
+    database: dict[str, Any] = settings.DATABASES["default"]
+    name = database.get("TEST", {}).get("NAME")
+    if "sqlite" not in str(database["ENGINE"]) or not name or Path(name).exists():
+        return
+    for leftover in (Path(f"{name}-wal"), Path(f"{name}-shm")):
+        leftover.unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_redis_keys() -> None:
     """One Redis key prefix per test session (and xdist worker), inherited by child processes.

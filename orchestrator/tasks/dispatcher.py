@@ -22,7 +22,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from orchestrator.tasks import notify, recovery
+from orchestrator.tasks import notify, recovery, tally
 from orchestrator.tasks.abandonment import find_abandoned
 from orchestrator.tasks.claims import Claim, claim_tasks
 from orchestrator.tasks.lifecycle import acancel_task, aexpire_overdue_tasks
@@ -166,6 +166,7 @@ class Dispatcher:
 
     async def _sweep(self) -> None:
         now = timezone.now()
+        await tally.afold()  # PostgreSQL: the queue's deltas into its tally, so counting them stays cheap
         await aexpire_overdue_tasks(now)
         running = {task_id: runner.claim.pool_id for task_id, (runner, _) in self.runners.items()}
         for task_id, reason in (await recovery.alost_runs(running, now)).items():

@@ -110,11 +110,12 @@ def queue_counts(model_ref: str, engine: str, rank: int, created_at: datetime) -
     """What admission reads of the queue for a task not yet queued, in one statement."""
     ahead, params = _ahead(model_ref, engine, rank, created_at, None)
     if _tallied():
-        every = f"SELECT COALESCE(SUM(queued), 0) FROM {tally.TABLE}"  # noqa: S608 - a constant
+        every, tallied = tally.queued_sql()
+        params = [*tallied, *params]
     else:
-        every = f'SELECT COUNT(*) FROM {table(Task)} WHERE "state" = %s'  # noqa: S608 - values are parameters
+        every = f'(SELECT COUNT(*) FROM {table(Task)} WHERE "state" = %s)'  # noqa: S608 - values are parameters
         params = [TaskState.QUEUED, *params]
-    row = fetch(f"SELECT ({every}), {ahead}, {unleased_slot()}", params, one=True)
+    row = fetch(f"SELECT {every}, {ahead}, {unleased_slot()}", params, one=True)
     return QueueCounts(int(row[0]), int(row[1]), bool(row[2]))
 
 
@@ -124,8 +125,8 @@ def unleased_slot() -> str:
 
 
 def _tallied() -> bool:
-    """Whether the database keeps the queue's tally (SQLite: orchestrator/tasks/tally.py)."""
-    return connection.vendor == "sqlite"
+    """Whether the database keeps the queue's tally (SQLite and PostgreSQL: orchestrator/tasks/tally.py)."""
+    return connection.vendor in ("sqlite", "postgresql")
 
 
 def _ahead(model_ref: str, engine: str, rank: int, created_at: datetime, task_id: str | None) -> tuple[str, list[Any]]:
@@ -136,7 +137,7 @@ def _ahead(model_ref: str, engine: str, rank: int, created_at: datetime, task_id
     instant with a smaller id (the dispatcher's order). A task not yet queued
     (`task_id` None) has no id to sort by, and nothing of its instant is ahead.
 
-    For a newcomer, with the tally (SQLite): the tally of the higher and the
+    For a newcomer, with the tally: the tally of the higher and the
     same priorities, less the tasks of the same priority queued at or after
     its instant (at most a few), read from the `task_queue_position` index.
     Otherwise a sum of counts of that index, one per range (a higher
@@ -149,9 +150,9 @@ def _ahead(model_ref: str, engine: str, rank: int, created_at: datetime, task_id
     same = f'SELECT COUNT(*) FROM {table(Task)} WHERE "state" = %s AND "model_ref" = %s AND "engine" = %s'  # noqa: S608
     key = [TaskState.QUEUED, model_ref, engine, rank]
     if task_id is None and _tallied():
-        counted = f"SELECT COALESCE(SUM(queued), 0) FROM {tally.TABLE} WHERE model_ref = %s AND engine = %s"  # noqa: S608
+        counted, tallied = tally.queued_sql("model_ref = %s AND engine = %s AND priority_rank <= %s", key[1:])
         behind = f'({same} AND "priority_rank" = %s AND "created_at" >= %s)'
-        return f"({counted} AND priority_rank <= %s) - {behind}", [model_ref, engine, rank, *key, at]
+        return f"({counted} - {behind})", [*tallied, *key, at]
     ranges = [f'({same} AND "priority_rank" < %s)', f'({same} AND "priority_rank" = %s AND "created_at" < %s)']
     params: list[Any] = [*key, *key, at]
     if task_id is not None:

@@ -25,8 +25,10 @@ from orchestrator.auth.models import ApiToken, Role
 from orchestrator.auth.services import issue_token
 from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import open_session_turn
+from orchestrator.tasks import tally
 from orchestrator.tasks.admission import CAPACITY_LOCK_KEY
 from orchestrator.tasks.models import Task, TaskState
+from orchestrator.tasks.queue import queue_counts
 from tests.conftest import assert_envelope
 from tests.support.processes import wait_until
 from tests.tasks.conftest import add_pool, task_body
@@ -207,6 +209,52 @@ def test_under_the_capacity_lock_admission_only_counts_the_queue_and_inserts() -
     assert any(ApiToken._meta.db_table in sql for sql in statements[:locked])  # the token row, before
     under = statements[locked + 1 :]
     assert len(under) == 3, under
-    assert under[0].startswith("SELECT (SELECT COUNT(*)")  # the queue's length and the position
+    assert under[0].startswith("SELECT ")  # the queue's length and position, from the tally
+    assert tally.DELTAS in under[0]
     assert under[1].startswith(f'INSERT INTO "{Task._meta.db_table}"')
     assert under[2] == "COMMIT"
+
+
+def test_folds_running_throughout_concurrent_admissions_keep_the_count_exact(settings: Any) -> None:
+    settings.ORCHD_ADMISSION_CAPACITY = 10
+    tokens = [issue_token(f"client-{i}", Role.CLIENT).value for i in range(4)]
+    start = threading.Barrier(21)
+    done = threading.Event()
+
+    def admit(index: int) -> Callable[[], int]:
+        def call() -> int:
+            start.wait(timeout=10)
+            return int(submit(tokens[index % 4], session_id=f"s-{index}").status_code)
+
+        return call
+
+    def fold() -> int:
+        folded = 0
+        start.wait(timeout=10)
+        try:
+            while not done.is_set():
+                folded += tally.fold()
+        finally:
+            connections.close_all()
+        return folded
+
+    folding = InThread(fold)
+    admissions = [InThread(admit(index)) for index in range(20)]
+    codes = sorted(admission.join(timeout=30) for admission in admissions)
+    done.set()
+
+    assert codes == [202] * 10 + [429] * 10
+    assert folding.join() > 0
+    counts = queue_counts("tiny", "llamacpp", 0, timezone.now())
+    assert (counts.queued, counts.ahead) == (10, 10) == (Task.objects.filter(state=TaskState.QUEUED).count(),) * 2
+
+
+def test_a_second_fold_passes_while_one_runs() -> None:
+    token = issue_token("bob", Role.CLIENT).value
+    submit(token, session_id="s-1")
+
+    with other_transaction() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [tally.FOLD_LOCK_KEY])
+        assert tally.fold() == 0  # at once, not waiting
+    assert tally.fold() == 1
+    assert queue_counts("tiny", "llamacpp", 0, timezone.now()).queued == 1
