@@ -55,28 +55,57 @@ def child_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def running(argv: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a child process for the duration of the block; its output goes to `log_path`."""
+    """Run a child process for the duration of the block; its output goes to `log_path`.
+
+    The child leads a process group of its own, and `stop` ends the group: what the child
+    started itself (a Celery worker's embedded beat is a process) ends with it, even if the
+    child has to be killed.
+    """
     with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield process
         finally:
-            stop(process)
+            stop(process, group=True)
 
 
 def manage(*args: str) -> list[str]:
     return [sys.executable, str(ROOT / "manage.py"), *args]
 
 
-def stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> int | None:
+def stop(process: subprocess.Popen[bytes], grace_s: float = 10.0, *, group: bool | None = None) -> int | None:
+    """SIGTERM, then after `grace_s` SIGKILL: the process, or its whole process group and what is
+    left of that after it ended (`group`; by default, if it is alive and leads one)."""
+    leads = _leads_group(process) if group is None else group
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        _signal(process, signal.SIGTERM, leads)
         try:
             process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _signal(process, signal.SIGKILL, leads)
             process.wait(timeout=5)
+    if leads:
+        _signal(process, signal.SIGKILL, leads)  # a child of the child that outlived it
     return process.returncode
+
+
+def _leads_group(process: subprocess.Popen[bytes]) -> bool:
+    try:
+        return process.poll() is None and os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        return False
+
+
+def _signal(process: subprocess.Popen[bytes], number: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(process.pid, number)
+        else:
+            process.send_signal(number)
+    except ProcessLookupError:
+        pass
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1, what: str = "") -> Any:
