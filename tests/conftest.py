@@ -60,13 +60,17 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
-    """pytest-django's (the xdist worker's suffix on the test database), then: the write-ahead log
-    of an SQLite test database whose file is gone removed, so the new file does not meet it.
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, request: pytest.FixtureRequest
+) -> None:
+    """pytest-django's (the xdist worker's suffix on the test database), then: an SQLite test
+    database about to be created anew removed with its write-ahead log, so the new file does
+    not meet the old log.
 
     A run whose process ended with a connection still open (another thread's, a killed
-    worker) leaves `<name>-wal` and `<name>-shm` beside the deleted file; the next run's new
-    file with that log failed every test with "disk I/O error".
+    worker) leaves `<name>-wal` and `<name>-shm`; Django deletes only `<name>` before it
+    creates the database again, and the new file with the old log failed every test with
+    "disk I/O error". With `--reuse-db` the files are the database kept: left alone.
     """
     from pathlib import Path
 
@@ -74,10 +78,12 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
     database: dict[str, Any] = settings.DATABASES["default"]
     name = database.get("TEST", {}).get("NAME")
-    if "sqlite" not in str(database["ENGINE"]) or not name or Path(name).exists():
+    if "sqlite" not in str(database["ENGINE"]) or not name:
         return
-    for leftover in (Path(f"{name}-wal"), Path(f"{name}-shm")):
-        leftover.unlink(missing_ok=True)
+    if request.config.getoption("reuse_db", False) and not request.config.getoption("create_db", False):
+        return
+    for path in (Path(name), Path(f"{name}-wal"), Path(f"{name}-shm"), Path(f"{name}-journal")):
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -18,7 +18,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
 
 from catalog.models import CatalogModel
 from catalog.services import check_trust
@@ -50,8 +49,9 @@ logger = logging.getLogger("orchestrator.admission")
 # Admission holds this lock while it counts the queue and inserts, so N web
 # processes on PostgreSQL never admit past capacity (SQLite serializes writers anyway).
 # It is the transaction's last lock: its session and token rows are locked before it, so
-# under it admission waits for no row another admission may hold while it waits for the lock
-# (a drop-lru victim's rows are taken only if free: `_drop_victim`).
+# under it admission must not wait for a session or token row, which another admission may
+# hold while it waits for the lock. A drop-lru victim's reservation on them is released after
+# commit (`_drop_victim`).
 CAPACITY_LOCK_KEY = 0x6F726368  # "orch"
 # SQLite runs one write transaction at a time: a slot freed before admission's shows in its
 # `unleased` read, and one freed after it wakes the dispatchers itself after its commit, so
@@ -146,6 +146,7 @@ def _admit(request: TaskRequest, principal: Principal, now: datetime) -> Admissi
         _announce(lifecycle.announce_admitted, task, position, prediction, serving, versions)
         if victim is not None:
             _announce(lifecycle.announce_dropped, victim, prediction)
+            _announce(lifecycle.settle_dropped, victim)
         # After the announcement, so that `started` stays frame 0.
         if dispatcher is not None and claim is not None:
             _start_or_requeue(dispatcher, claim)
@@ -359,36 +360,22 @@ def _make_room(request: TaskRequest, prediction: Prediction, queued: int) -> Tas
 
 
 def _drop_victim(rank: int) -> Task | None:
-    """The oldest queued task of the lowest priority not higher than the newcomer's.
+    """Drop the oldest queued task of the lowest priority not higher than the newcomer's.
 
-    Under the capacity lock, so on PostgreSQL the victim's rows are taken only if no other
-    transaction holds them (SKIP LOCKED): another admission may hold its session or token
-    row while it waits for that lock, and waiting for it here would be a deadlock. A task
-    whose rows are held is passed over: its session or token is in use at this moment, so it
-    is not the least recently used. (SQLite runs one write transaction at a time: nothing
-    is held by another.)
+    Under the capacity lock: on PostgreSQL the victim's row is taken only if no other
+    transaction holds it (SKIP LOCKED; one that does is being claimed, so leaving the
+    queue), and its reservation is released after commit (`lifecycle.settle_dropped`),
+    since its session and token rows may be held by an admission waiting for the lock.
+    A priority's tasks all held: None rather than a victim of a higher priority.
     """
     for victim_rank in sorted({r for r in PRIORITY_RANK.values() if r >= rank}, reverse=True):
         candidates = Task.objects.queued().filter(priority_rank=victim_rank).order_by("created_at", "id")
-        for task in candidates.select_for_update(skip_locked=True)[:5]:
-            if _rows_free(task) and lifecycle.drop_queued(task):
-                return task
+        victim = candidates.select_for_update(skip_locked=True).first()
+        if victim is not None and lifecycle.drop_queued(victim):
+            return victim
+        if candidates.exists():
+            return None
     return None
-
-
-def _rows_free(task: Task) -> bool:
-    """Lock the task's session and token rows if no other transaction holds them; False if one does."""
-    if connection.vendor != "postgresql":
-        return True
-    session = Session.objects.filter(id=task.session_id)
-    if task.session_started_at is not None:  # the row its settlement charges (ledger.settle)
-        session = session.filter(created_at=task.session_started_at)
-    rows: list[QuerySet[Any]] = [session]
-    if task.token_id is not None:
-        rows.append(ApiToken.objects.filter(id=task.token_id))
-    # A row that is gone is not held (and its settlement charges nothing); one that exists
-    # but is not returned under SKIP LOCKED is.
-    return all(row.select_for_update(skip_locked=True).exists() or not row.exists() for row in rows)
 
 
 def _new_task(

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from nodes.models import Node
@@ -107,10 +107,13 @@ def lease_for_new_task(
     is kept, and in its own transaction: the task row is then inserted already
     dispatched (no other dispatcher could have seen it queued), which spares
     the claim's compare-and-swap. The lease is the same compare-and-swap as a
-    dispatcher pass's.
+    dispatcher pass's, but on PostgreSQL it never waits for the pool's row: admission holds
+    the capacity lock, and a dispatcher pass holding that row may be waiting for a session
+    row that an admission waiting for the lock holds. A row held: no lease here, and the
+    task is queued for the dispatchers.
     """
     snapshot = {pool.pool_id: pool for pool in pool_views(list(rows.values()))}
-    pool_id = _place_and_lease(task, snapshot, session_pool, offset)
+    pool_id = _place_and_lease(task, snapshot, session_pool, offset, wait=False)
     if pool_id is None:
         return None
     task.state, task.pool_id, task.node_id = TaskState.DISPATCHED, pool_id, rows[pool_id].node_id
@@ -218,8 +221,13 @@ def _lease(
     return pool_id
 
 
-def _place_and_lease(task: Task, snapshot: dict[str, PoolView], session_pool: str | None, offset: int) -> str | None:
-    """Ask placement for a pool and take one of its slots; the pool's id, or None."""
+def _place_and_lease(
+    task: Task, snapshot: dict[str, PoolView], session_pool: str | None, offset: int, *, wait: bool = True
+) -> str | None:
+    """Ask placement for a pool and take one of its slots; the pool's id, or None.
+
+    Not `wait`, on PostgreSQL: None at once if another transaction holds the pool's row.
+    """
     request = placement_request(
         task.model_ref,
         task.engine,
@@ -237,7 +245,10 @@ def _place_and_lease(task: Task, snapshot: dict[str, PoolView], session_pool: st
     pool_id = decision.pool_id
     # Still serving, as placement saw it: admission's snapshot is read before its lock.
     serving = '"ready" = %s AND "draining" = %s AND "desired_draining" = %s'
-    where = f'"id" = %s AND "active_leases" < "slots_total" AND {serving}'
+    row = '"id" = %s'
+    if not wait and connection.vendor == "postgresql":
+        row = f'"id" = (SELECT "id" FROM {table(Pool)} WHERE "id" = %s FOR UPDATE SKIP LOCKED)'  # noqa: S608
+    where = f'{row} AND "active_leases" < "slots_total" AND {serving}'
     leased = update(Pool, '"active_leases" = "active_leases" + 1', where, [pool_id, True, False, False])
     if not leased:
         snapshot[pool_id] = replace(snapshot[pool_id], active_leases=snapshot[pool_id].slots_total)

@@ -25,7 +25,7 @@ from django.utils import timezone
 from orchestrator.tasks import notify, recovery, tally
 from orchestrator.tasks.abandonment import find_abandoned
 from orchestrator.tasks.claims import Claim, claim_tasks
-from orchestrator.tasks.lifecycle import acancel_task, aexpire_overdue_tasks
+from orchestrator.tasks.lifecycle import acancel_task, aexpire_overdue_tasks, asettle_ended_unrun
 from orchestrator.tasks.runner import Runner, run_claim
 
 logger = logging.getLogger("orchestrator.dispatch")
@@ -166,7 +166,9 @@ class Dispatcher:
 
     async def _sweep(self) -> None:
         now = timezone.now()
-        await tally.afold()  # PostgreSQL: the queue's deltas into its tally, so counting them stays cheap
+        # Each on its own: a failure of one skips none of the others.
+        await self._guard(tally.afold())  # PostgreSQL: the queue's deltas into its tally, keeping counts cheap
+        await self._guard(asettle_ended_unrun(now))
         await aexpire_overdue_tasks(now)
         running = {task_id: runner.claim.pool_id for task_id, (runner, _) in self.runners.items()}
         for task_id, reason in (await recovery.alost_runs(running, now)).items():

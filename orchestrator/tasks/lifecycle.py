@@ -9,11 +9,12 @@ a compare-and-swap from an active state.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from orchestrator import metrics
@@ -78,14 +79,44 @@ def announce_admitted(
 
 
 def drop_queued(task: Task) -> bool:
-    """Compare-and-swap a queued task to dropped (drop-lru); the caller announces it after commit."""
+    """Compare-and-swap a queued task to dropped (drop-lru).
+
+    The caller announces it and releases its reservation (`settle_dropped`) after commit;
+    `settle_ended_unrun` does the latter if the process died in between.
+    """
     now = timezone.now()
-    dropped = bool(
+    return bool(
         Task.objects.filter(id=task.id, state=TaskState.QUEUED).update(state=TaskState.DROPPED, finished_at=now)
     )
-    if dropped:
-        settle_unrun(task.id)  # in the admission transaction, with the drop itself
-    return dropped
+
+
+def settle_dropped(task: Task) -> None:
+    """Release a dropped task's reservation, in a transaction of its own (after the drop's commit)."""
+    with transaction.atomic():
+        settle_unrun(task.id)
+
+
+# Tasks that ended without running, their reservation not released after this long: the
+# process that ended them died before it settled (`settle_ended_unrun`).
+UNSETTLED_GRACE = timedelta(seconds=30)
+
+
+def settle_ended_unrun(now: datetime) -> list[str]:
+    """Release the reservations of dropped and expired tasks that were never settled.
+
+    A drop settles after the admission's commit, and an expiry after its own update:
+    a process that died in between left the reservation held.
+    """
+    overdue = Task.objects.filter(
+        budget_settled=False, state__in=[TaskState.DROPPED, TaskState.EXPIRED], finished_at__lte=now - UNSETTLED_GRACE
+    )
+    task_ids = list(overdue.values_list("id", flat=True)[:100])
+    for task_id in task_ids:
+        with transaction.atomic():
+            settle_unrun(task_id)
+    if task_ids:
+        logger.warning("budget.settled_late", extra={"task_ids": task_ids})
+    return task_ids
 
 
 def settle_unrun(task_id: str, tokens: int = 0, decode_ms: int = 0) -> None:
@@ -186,3 +217,4 @@ def release_lease(pool_id: str) -> None:
 
 acancel_task = sync_to_async(cancel_task)
 aexpire_overdue_tasks = sync_to_async(expire_overdue_tasks)
+asettle_ended_unrun = sync_to_async(settle_ended_unrun)

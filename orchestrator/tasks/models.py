@@ -121,6 +121,9 @@ class Task(models.Model):
             # Recovery: running tasks of a given dispatcher process.
             models.Index(fields=["state", "owner"], name="task_owner"),
             models.Index(fields=["-created_at"], name="task_newest_first"),
+            # Reservations never released (lifecycle.settle_ended_unrun): only unsettled tasks,
+            # the live ones and the few ended ones not settled yet.
+            models.Index(fields=["finished_at"], condition=models.Q(budget_settled=False), name="task_unsettled"),
         ]
 
     def __str__(self) -> str:

@@ -26,7 +26,10 @@ time (a second folder passes). A TRUNCATE of the task table empties both.
 Django's SQLite schema editor rebuilds a table for some column changes (new
 table, copy, drop, rename), which drops its triggers: a migration that does
 that to `tasks_task` must call `install` again (tests/tasks/test_queue_tally.py
-fails until it does).
+fails until it does). PostgreSQL refuses to change the type of a column its
+triggers name (`state`, `model_ref`, `engine`, `priority_rank`): such a
+migration must `remove` and `install` around the change, and the tally's
+own columns (`_DELTA_ROW`) must follow the task's.
 """
 
 from __future__ import annotations
@@ -150,6 +153,10 @@ def install(cursor: Any, vendor: str = "sqlite") -> None:
     count and the triggers.
     """
     postgres = vendor == "postgresql"
+    if postgres:
+        # Creating a trigger waits for every transaction on the task table, and makes every
+        # query on it wait meanwhile: on a live database, better to fail (and run it again).
+        cursor.execute("SET LOCAL lock_timeout = '10s'")
     _drop_triggers(cursor, postgres)
     for statement in PG_STATEMENTS if postgres else STATEMENTS:
         cursor.execute(statement)

@@ -12,7 +12,7 @@ from catalog.models import CatalogModel
 from orchestrator.budgets.ledger import settle
 from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import open_session_turn
-from orchestrator.tasks.lifecycle import cancel_task, expire_overdue_tasks
+from orchestrator.tasks.lifecycle import UNSETTLED_GRACE, cancel_task, expire_overdue_tasks, settle_ended_unrun
 from orchestrator.tasks.models import Task
 from tests.conftest import assert_envelope
 from tests.tasks.conftest import add_pool, task_body
@@ -138,15 +138,36 @@ def test_a_task_that_never_runs_gives_its_reservation_back(bob, end):
     assert submit(bob, max_tokens=10).status_code == 202
 
 
-def test_a_dropped_task_gives_its_reservation_back(bob, settings):
+def test_a_dropped_task_gives_its_reservation_back_after_the_commit(bob, settings, django_capture_on_commit_callbacks):
     settings.ORCHD_ADMISSION_CAPACITY = 1
     settings.ORCHD_ADMISSION_POLICY = "drop-lru"
     session(tokens_budget=100)
     submit(bob, max_tokens=10, priority="batch")
 
-    submit(bob, max_tokens=10, priority="interactive")
+    with django_capture_on_commit_callbacks(execute=False) as hooks:
+        submit(bob, max_tokens=10, priority="interactive")
+    assert Session.objects.get(id="s-b").tokens_reserved == 20  # not under the capacity lock
+    for hook in hooks:
+        hook()
 
     assert Session.objects.get(id="s-b").tokens_reserved == 10
+
+
+def test_a_dropped_task_whose_release_was_lost_is_settled_by_the_sweep(bob, settings):
+    settings.ORCHD_ADMISSION_CAPACITY = 1
+    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
+    session(tokens_budget=100)
+    dropped = submit(bob, max_tokens=10, priority="batch").json()["task_id"]
+    submit(bob, max_tokens=10, priority="interactive")  # its after-commit release never runs here
+    ended = Task.objects.get(id=dropped).finished_at
+    assert ended is not None
+    assert Session.objects.get(id="s-b").tokens_reserved == 20
+
+    assert settle_ended_unrun(ended + UNSETTLED_GRACE - timedelta(seconds=1)) == []  # not overdue yet
+    assert settle_ended_unrun(ended + UNSETTLED_GRACE) == [dropped]
+
+    assert Session.objects.get(id="s-b").tokens_reserved == 10
+    assert settle_ended_unrun(ended + UNSETTLED_GRACE) == []  # settled once
 
 
 def test_new_sessions_take_their_budgets_from_settings(bob, settings):

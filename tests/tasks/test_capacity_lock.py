@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.utils import OperationalError
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -25,13 +25,15 @@ from orchestrator.auth.models import ApiToken, Role
 from orchestrator.auth.services import issue_token
 from orchestrator.sessions.models import Session
 from orchestrator.sessions.services import open_session_turn
-from orchestrator.tasks import tally
+from orchestrator.sql import execute
+from orchestrator.tasks import claims, tally
 from orchestrator.tasks.admission import CAPACITY_LOCK_KEY
 from orchestrator.tasks.models import Task, TaskState
 from orchestrator.tasks.queue import queue_counts
+from pools.models import Pool
 from tests.conftest import assert_envelope
 from tests.support.processes import wait_until
-from tests.tasks.conftest import add_pool, task_body
+from tests.tasks.conftest import add_pool, queued_task, task_body
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -132,7 +134,9 @@ def test_admission_takes_its_session_and_token_rows_before_the_capacity_lock() -
     assert Session.objects.get(id="s-held").turns == 2
 
 
-def test_a_drop_lru_victim_whose_session_another_transaction_holds_is_passed_over(settings: Any) -> None:
+def test_a_drop_lru_victim_whose_session_another_transaction_holds_is_dropped_and_settled_after(
+    settings: Any,
+) -> None:
     settings.ORCHD_ADMISSION_CAPACITY = 2
     settings.ORCHD_ADMISSION_POLICY = "drop-lru"
     token = issue_token("bob", Role.CLIENT).value
@@ -143,12 +147,47 @@ def test_a_drop_lru_victim_whose_session_another_transaction_holds_is_passed_ove
         # As an admission of s-busy waiting for the capacity lock holds its session's row.
         cursor.execute(f'SELECT 1 FROM {Session._meta.db_table} WHERE "id" = %s FOR UPDATE', ["s-busy"])  # noqa: S608
         admission = InThread(lambda: submit(token, session_id="s-new"))
-        response = admission.join()
+        # The drop commits without waiting for the row; releasing the reservation waits for it.
+        wait_until(lambda: Task.objects.get(id=older).state == TaskState.DROPPED, timeout_s=10, what="the drop")
+        assert Session.objects.get(id="s-busy").tokens_reserved == 8
+        assert admission.thread.is_alive()
+    response = admission.join()
 
     assert response.status_code == 202
-    assert Task.objects.get(id=older).state == TaskState.QUEUED  # the oldest, but in use: passed over
-    assert Task.objects.get(id=newer).state == TaskState.DROPPED
-    assert Session.objects.get(id="s-idle").tokens_reserved == 0  # the victim's reservation released
+    assert Task.objects.get(id=newer).state == TaskState.QUEUED
+    assert Session.objects.get(id="s-busy").tokens_reserved == 0  # the victim's reservation released
+
+
+def test_a_held_victim_is_passed_over_for_the_next_of_its_priority(settings: Any) -> None:
+    settings.ORCHD_ADMISSION_CAPACITY = 3
+    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
+    token = issue_token("bob", Role.CLIENT).value
+    held, free = (submit(token, session_id=f"s-{i}", priority="batch").json()["task_id"] for i in range(2))
+    interactive = submit(token, session_id="s-2").json()["task_id"]
+
+    with other_transaction() as cursor:
+        # A dispatcher claiming it holds its row: it is leaving the queue anyway.
+        cursor.execute(f'SELECT 1 FROM {Task._meta.db_table} WHERE "id" = %s FOR UPDATE', [held])  # noqa: S608
+        response = InThread(lambda: submit(token, session_id="s-new")).join()
+
+    assert response.status_code == 202
+    assert Task.objects.get(id=free).state == TaskState.DROPPED
+    assert Task.objects.get(id=held).state == Task.objects.get(id=interactive).state == TaskState.QUEUED
+
+
+def test_a_higher_priority_is_never_dropped_while_a_lower_one_is_held(settings: Any) -> None:
+    settings.ORCHD_ADMISSION_CAPACITY = 2
+    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
+    token = issue_token("bob", Role.CLIENT).value
+    batch = submit(token, session_id="s-0", priority="batch").json()["task_id"]
+    interactive = submit(token, session_id="s-1").json()["task_id"]
+
+    with other_transaction() as cursor:
+        cursor.execute(f'SELECT 1 FROM {Task._meta.db_table} WHERE "id" = %s FOR UPDATE', [batch])  # noqa: S608
+        response = InThread(lambda: submit(token, session_id="s-new")).join()
+
+    assert_envelope(response, 429, "QUEUE_FULL_DROP_LRU")
+    assert Task.objects.get(id=batch).state == Task.objects.get(id=interactive).state == TaskState.QUEUED
 
 
 def test_drop_lru_with_every_victim_held_answers_429_without_waiting(settings: Any) -> None:
@@ -258,3 +297,20 @@ def test_a_second_fold_passes_while_one_runs() -> None:
         assert tally.fold() == 0  # at once, not waiting
     assert tally.fold() == 1
     assert queue_counts("tiny", "llamacpp", 0, timezone.now()).queued == 1
+
+
+def test_admissions_fast_path_lease_does_not_wait_for_a_pool_row_another_transaction_holds() -> None:
+    now = timezone.now()
+    task = queued_task("t-fast", now)
+
+    with other_transaction() as cursor:
+        # As a dispatcher pass that leased a slot there and waits for a session row.
+        cursor.execute(f'SELECT 1 FROM {Pool._meta.db_table} WHERE "id" = %s FOR UPDATE', ["p1"])  # noqa: S608
+        with transaction.atomic():
+            execute("SET LOCAL statement_timeout = '5s'")  # waiting would fail here, not hang
+            assert claims.lease_for_new_task(task, "owner", now, claims.pool_rows(), None, 0) is None
+    assert Pool.objects.get(id="p1").active_leases == 0
+
+    with transaction.atomic():
+        assert claims.lease_for_new_task(task, "owner", now, claims.pool_rows(), None, 0) == "p1"
+    assert Pool.objects.get(id="p1").active_leases == 1

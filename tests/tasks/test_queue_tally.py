@@ -186,7 +186,7 @@ def test_the_beat_job_folds_the_deltas(settings):
     }
 
 
-def test_the_beat_job_folds_nothing_on_sqlite_and_the_tally_stands():
+def test_the_beat_job_leaves_the_counts_as_they_are():
     from orchestrator.tasks.jobs import fold_queue_tally
 
     queued_task("t0", T0).save()
