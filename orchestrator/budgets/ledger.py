@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
+
 from orchestrator.auth.models import ApiToken
 from orchestrator.sessions.models import Session
 from orchestrator.sql import Select, db_value, numeric, update
@@ -160,7 +162,17 @@ def _refuse_exhausted(left: Remaining, whose: str) -> None:
 
 
 def settle(task_id: str, tokens: int, decode_ms: int, price_per_token: Decimal) -> bool:
-    """Turn the task's reservation into spend; True only for the one call that does it."""
+    """Turn the task's reservation into spend; True only for the one call that does it.
+
+    The compare-and-swap and the charges commit together: in a transaction of its own when
+    called outside one (no savepoint inside one), so a crash cannot mark a task settled
+    whose reservation still stands.
+    """
+    with transaction.atomic(savepoint=False):
+        return _settle(task_id, tokens, decode_ms, price_per_token)
+
+
+def _settle(task_id: str, tokens: int, decode_ms: int, price_per_token: Decimal) -> bool:
     if not update(Task, '"budget_settled" = %s', '"id" = %s AND "budget_settled" = %s', [True, task_id, False]):
         return False
     task = _SETTLING.first(task_id)

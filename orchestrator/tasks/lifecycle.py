@@ -14,7 +14,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from orchestrator import metrics
@@ -91,9 +90,8 @@ def drop_queued(task: Task) -> bool:
 
 
 def settle_dropped(task: Task) -> None:
-    """Release a dropped task's reservation, in a transaction of its own (after the drop's commit)."""
-    with transaction.atomic():
-        settle_unrun(task.id)
+    """Release a dropped task's reservation (after the drop's commit, in a transaction of its own)."""
+    settle_unrun(task.id)
 
 
 # Tasks that ended without running, their reservation not released after this long: the
@@ -110,21 +108,19 @@ def settle_ended_unrun(now: datetime) -> list[str]:
     overdue = Task.objects.filter(
         budget_settled=False, state__in=[TaskState.DROPPED, TaskState.EXPIRED], finished_at__lte=now - UNSETTLED_GRACE
     )
-    task_ids = list(overdue.values_list("id", flat=True)[:100])
-    for task_id in task_ids:
-        with transaction.atomic():
-            settle_unrun(task_id)
-    if task_ids:
-        logger.warning("budget.settled_late", extra={"task_ids": task_ids})
-    return task_ids
+    settled = [task_id for task_id in overdue.values_list("id", flat=True)[:100] if settle_unrun(task_id)]
+    if settled:  # only those this call settled: another process's sweep may have taken some
+        logger.warning("budget.settled_late", extra={"task_ids": settled})
+    return settled
 
 
-def settle_unrun(task_id: str, tokens: int = 0, decode_ms: int = 0) -> None:
-    """Release the budget a task reserved but will not use (it ended before or without running)."""
+def settle_unrun(task_id: str, tokens: int = 0, decode_ms: int = 0) -> bool:
+    """Release the budget a task reserved but will not use (it ended before or without running);
+    False if it was settled already."""
     from orchestrator.budgets import ledger
 
     model_ref = Task.objects.filter(id=task_id).values_list("model_ref", flat=True).first() or ""
-    ledger.settle(task_id, tokens, decode_ms, ledger.price_per_token(model_ref))
+    return ledger.settle(task_id, tokens, decode_ms, ledger.price_per_token(model_ref))
 
 
 def announce_dropped(task: Task, prediction: Prediction) -> None:
