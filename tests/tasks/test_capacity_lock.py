@@ -98,6 +98,20 @@ def other_transaction() -> Iterator[Any]:
         other.close()
 
 
+def drop_lru(settings: Any, capacity: int) -> str:
+    """A queue of `capacity` under drop-lru; a client token."""
+    settings.ORCHD_ADMISSION_CAPACITY = capacity
+    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
+    return issue_token("bob", Role.CLIENT).value
+
+
+def admitted_while_held(token: str, task_id: str) -> Any:
+    """The answer to a new admission (session s-new) while another transaction holds `task_id`'s row."""
+    with other_transaction() as cursor:
+        cursor.execute(f'SELECT 1 FROM {Task._meta.db_table} WHERE "id" = %s FOR UPDATE', [task_id])  # noqa: S608
+        return InThread(lambda: submit(token, session_id="s-new")).join()
+
+
 def waiting_for_capacity_lock() -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -137,9 +151,7 @@ def test_admission_takes_its_session_and_token_rows_before_the_capacity_lock() -
 def test_a_drop_lru_victim_whose_session_another_transaction_holds_is_dropped_and_settled_after(
     settings: Any,
 ) -> None:
-    settings.ORCHD_ADMISSION_CAPACITY = 2
-    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
-    token = issue_token("bob", Role.CLIENT).value
+    token = drop_lru(settings, capacity=2)
     older = submit(token, session_id="s-busy", priority="batch").json()["task_id"]
     newer = submit(token, session_id="s-idle", priority="batch").json()["task_id"]
 
@@ -159,16 +171,12 @@ def test_a_drop_lru_victim_whose_session_another_transaction_holds_is_dropped_an
 
 
 def test_a_held_victim_is_passed_over_for_the_next_of_its_priority(settings: Any) -> None:
-    settings.ORCHD_ADMISSION_CAPACITY = 3
-    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
-    token = issue_token("bob", Role.CLIENT).value
+    token = drop_lru(settings, capacity=3)
     held, free = (submit(token, session_id=f"s-{i}", priority="batch").json()["task_id"] for i in range(2))
     interactive = submit(token, session_id="s-2").json()["task_id"]
 
-    with other_transaction() as cursor:
-        # A dispatcher claiming it holds its row: it is leaving the queue anyway.
-        cursor.execute(f'SELECT 1 FROM {Task._meta.db_table} WHERE "id" = %s FOR UPDATE', [held])  # noqa: S608
-        response = InThread(lambda: submit(token, session_id="s-new")).join()
+    # A dispatcher claiming it holds its row: it is leaving the queue anyway.
+    response = admitted_while_held(token, held)
 
     assert response.status_code == 202
     assert Task.objects.get(id=free).state == TaskState.DROPPED
@@ -176,29 +184,21 @@ def test_a_held_victim_is_passed_over_for_the_next_of_its_priority(settings: Any
 
 
 def test_a_higher_priority_is_never_dropped_while_a_lower_one_is_held(settings: Any) -> None:
-    settings.ORCHD_ADMISSION_CAPACITY = 2
-    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
-    token = issue_token("bob", Role.CLIENT).value
+    token = drop_lru(settings, capacity=2)
     batch = submit(token, session_id="s-0", priority="batch").json()["task_id"]
     interactive = submit(token, session_id="s-1").json()["task_id"]
 
-    with other_transaction() as cursor:
-        cursor.execute(f'SELECT 1 FROM {Task._meta.db_table} WHERE "id" = %s FOR UPDATE', [batch])  # noqa: S608
-        response = InThread(lambda: submit(token, session_id="s-new")).join()
+    response = admitted_while_held(token, batch)
 
     assert_envelope(response, 429, "QUEUE_FULL_DROP_LRU")
     assert Task.objects.get(id=batch).state == Task.objects.get(id=interactive).state == TaskState.QUEUED
 
 
 def test_drop_lru_with_every_victim_held_answers_429_without_waiting(settings: Any) -> None:
-    settings.ORCHD_ADMISSION_CAPACITY = 1
-    settings.ORCHD_ADMISSION_POLICY = "drop-lru"
-    token = issue_token("bob", Role.CLIENT).value
+    token = drop_lru(settings, capacity=1)
     queued = submit(token, session_id="s-busy", priority="batch").json()["task_id"]
 
-    with other_transaction() as cursor:
-        cursor.execute(f'SELECT 1 FROM {Task._meta.db_table} WHERE "id" = %s FOR UPDATE', [queued])  # noqa: S608
-        response = InThread(lambda: submit(token, session_id="s-new")).join()
+    response = admitted_while_held(token, queued)
 
     assert_envelope(response, 429, "QUEUE_FULL_DROP_LRU")
     assert Task.objects.get(id=queued).state == TaskState.QUEUED

@@ -11,19 +11,19 @@ INDEX = models.Index(fields=["finished_at"], condition=models.Q(budget_settled=F
 
 
 def create(apps, schema_editor):
-    task = apps.get_model("tasks", "Task")
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(INDEX.create_sql(task, schema_editor, concurrently=True))
-    else:
-        schema_editor.add_index(task, INDEX)
+    _apply(apps, schema_editor, INDEX.create_sql, schema_editor.add_index)
 
 
 def drop(apps, schema_editor):
+    _apply(apps, schema_editor, INDEX.remove_sql, schema_editor.remove_index)
+
+
+def _apply(apps, schema_editor, statement, operation):
     task = apps.get_model("tasks", "Task")
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(INDEX.remove_sql(task, schema_editor, concurrently=True))
+        schema_editor.execute(statement(task, schema_editor, concurrently=True))
     else:
-        schema_editor.remove_index(task, INDEX)
+        operation(task, INDEX)
 
 
 class Migration(migrations.Migration):
