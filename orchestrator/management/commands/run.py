@@ -1,10 +1,15 @@
-"""`manage.py run`: the web server (daphne) and a Celery worker with beat, supervised.
+"""`manage.py run`: the web server (daphne), a Celery worker and Celery beat, supervised.
 
 One command for a local or single-machine install. Children share the
 metrics folder (multiprocess mode), which is wiped first because files left
 by dead processes would otherwise be summed into the counters. If any child
 exits, the others are stopped and the command exits with an error, so a
 process manager around it sees the failure.
+
+Beat is a child of its own, not the worker's embedded one (`worker --beat`):
+that one is a process the worker forks after closing its inherited files,
+which prometheus_client's multiprocess files were, so its first metric
+update failed and it died unseen, with every scheduled job.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ STOP_GRACE_S = 10
 
 
 class Command(BaseCommand):
-    help = "Run the web server and a Celery worker with beat until interrupted."
+    help = "Run the web server, a Celery worker and Celery beat until interrupted."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=settings.ORCHD_HOST)
@@ -85,12 +90,12 @@ class Command(BaseCommand):
                 "-A",
                 "orchestrator",
                 "worker",
-                "--beat",
                 "--loglevel",
                 "INFO",
                 "--concurrency",
                 "2",
             ]
+            commands["beat"] = [python, "-m", "celery", "-A", "orchestrator", "beat", "--loglevel", "INFO"]
         if options["demo"]:
             commands.update(demo_node_commands(options["host"], options["port"]))
         return commands
@@ -125,7 +130,7 @@ class Command(BaseCommand):
         return exit_code
 
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
-        """Stop in reverse start order: demo agent and engine, then the worker, the web server last."""
+        """Stop in reverse start order: demo agent and engine, then beat and the worker, the web server last."""
         for child in reversed(children.values()):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
