@@ -193,3 +193,19 @@ def test_the_beat_job_leaves_the_counts_as_they_are():
 
     assert fold_queue_tally.apply().get() == (1 if POSTGRES else 0)
     assert tallied() == counted() == {("tiny", "llamacpp", 2): 1}
+
+
+def test_the_count_without_a_tally_agrees_with_the_tally(monkeypatch):
+    # Another database (any dj-database-url reads) has no tally: admission counts the index.
+    Task.objects.bulk_create(
+        [queued_task(f"t{i}", T0 + timedelta(seconds=i % 4), priority_rank=i % 3) for i in range(12)]
+        + [queued_task("other", T0, model_ref="m2"), queued_task("running", T0, state=TaskState.RUNNING)]
+    )
+    cases = [(rank, T0 + timedelta(seconds=at)) for rank in range(3) for at in (0, 2, 10)]
+    tallied = [queue_counts("tiny", "llamacpp", rank, at) for rank, at in cases]
+
+    monkeypatch.setattr("orchestrator.tasks.queue._tallied", lambda: False)
+
+    assert [queue_counts("tiny", "llamacpp", rank, at) for rank, at in cases] == tallied
+    assert tallied[0].queued == 13
+    assert [counts.ahead for counts in tallied[:3]] == [0, 2, 4]  # rank 0 (i = 0, 3, 6, 9), at 0 / 2 / 10 s
