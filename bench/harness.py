@@ -122,7 +122,7 @@ class Orchestrator:
 SERVERS = ("daphne", "uvicorn")
 
 
-def server_argv(server: str, port: int) -> list[str]:
+def server_argv(server: str, port: int, app: str = "orchestrator.asgi:application") -> list[str]:
     if server == "uvicorn":
         # uvloop + httptools: what `pip install uvicorn[standard]` gives, and uvicorn's fast path.
         return [
@@ -140,7 +140,7 @@ def server_argv(server: str, port: int) -> list[str]:
             "uvloop",
             "--http",
             "httptools",
-            "orchestrator.asgi:application",
+            app,
         ]
     # As `manage.py run` starts it: requests are logged by the middleware, not by daphne.
     return [
@@ -153,7 +153,7 @@ def server_argv(server: str, port: int) -> list[str]:
         str(port),
         "--access-log",
         os.devnull,
-        "orchestrator.asgi:application",
+        app,
     ]
 
 

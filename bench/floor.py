@@ -1,0 +1,141 @@
+"""The stack's floor for admission: the same load against servers that admit nothing.
+
+    .venv/bin/python -m bench.floor [--servers daphne,uvicorn] [--rounds 3] [--rate 500]
+    .venv/bin/python -m bench.floor --relay [--servers daphne,uvicorn] [--rounds 5]
+
+For each web server, four apps take turns under the load generator of the
+admission benchmark (`bench.admission`, closed loop of 50 clients, or with
+`--rate` an open loop over at most 50 connections):
+
+- `bare`: an ASGI app that reads the body, parses it and answers 202 with a
+  body of the admission answer's shape (bench/floor_app.py): the server and
+  the load generator alone;
+- `django`: the same answer from a sync Django view behind Django's ASGI
+  handler, with no middleware and no database: the framework's floor;
+- `django_async`: the same from an async view, which needs no thread of
+  its own (Django's request signals still take one);
+- `orchestratord`: a fresh install admitting tasks, as `compare admission`.
+
+What they reach bounds what admission can reach on this machine with this
+server and framework: on two cores, the load generator takes its share of
+the same CPU.
+
+`--relay`: llama-server with 8 slots and 8 streams of 256 tokens, as the
+full run's "throughput kept" (`bench.throughput`, the engine direct as
+the reference, arms interleaved): the `relay` app on each server, which
+passes the engine's bytes through without reading them, against
+orchestratord. What the bare relay keeps bounds what any relay in Python
+can keep on these cores.
+
+Run by hand; the numbers go to bench/tuning.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from bench import admission, throughput
+from bench.clients import Arm, Direct, Orchd
+from bench.harness import (
+    SERVERS,
+    Proc,
+    fake_engine,
+    free_port,
+    llama_server,
+    orchestrator,
+    process,
+    register_pool,
+    server_argv,
+    wait_http,
+)
+
+APPS = ("bare", "django", "django_async")
+
+
+@contextmanager
+def floor_server(server: str, app: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, Proc]]:
+    port = free_port()
+    with process(server_argv(server, port, f"bench.floor_app:{app}"), dict(os.environ, **(env or {}))) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", proc=proc)
+        yield url, Proc(proc.pid)
+
+
+def _admission(server: str, rounds: int, rate: float) -> None:
+    with ExitStack() as stack:
+        arms = []
+        for app in APPS:
+            url, proc = stack.enter_context(floor_server(server, app))
+            arms.append((Orchd(url, "floor", name=app), proc))
+        engine = stack.enter_context(fake_engine(model="bench-model", ttft_ms=0, tokens_per_s=1, slots=8))
+        orch = stack.enter_context(orchestrator(server))
+        register_pool(orch, engine.url, engine="openai", slots=2)
+        arm = Orchd(orch.url, orch.token, name="orchestratord")
+        asyncio.run(admission.occupy_slots(arm, 2))
+        arms.append((arm, orch.proc))
+        runs = asyncio.run(_measure(arms, rounds, rate))
+    print(f"{server}, " + (f"open loop at {rate:.0f}/s:" if rate else "closed loop of 50:"))
+    for name, app_runs in runs.items():
+        print(_line(name, app_runs))
+
+
+def _relay(server: str, rounds: int) -> None:
+    with ExitStack() as stack:
+        engine = stack.enter_context(llama_server(slots=8))
+        url, proc = stack.enter_context(floor_server(server, "relay", {"FLOOR_ENGINE_URL": engine.url}))
+        orch = stack.enter_context(orchestrator(server))
+        register_pool(orch, engine.url, engine="llamacpp", slots=8)
+        arms: list[tuple[Arm, Proc | None]] = [
+            (Direct(engine.url, "llamacpp"), None),
+            (Direct(url, "llamacpp", name="bare relay"), proc),
+            (Orchd(orch.url, orch.token, engine="llamacpp", name="orchestratord"), orch.proc),
+        ]
+        results = asyncio.run(throughput.measure(arms, streams=8, max_tokens=256, seconds=5, rounds=rounds))
+    print(f"{server}, llama-server, 8 streams of 256 tokens:")
+    for name, result in results.items():
+        print(
+            f"{name:>14}: {result.tokens_per_s():6.0f} tokens/s, {result.cpu_us_per_token():4.0f} µs CPU/token, "
+            f"kept {result.kept().fmt('', 2)}"
+        )
+
+
+async def _measure(arms: list[tuple[Orchd, Proc]], rounds: int, rate: float) -> dict[str, list[admission.AdmissionRun]]:
+    runs: dict[str, list[admission.AdmissionRun]] = {arm.name: [] for arm, _ in arms}
+    for _ in range(rounds):
+        for arm, proc in arms:  # interleaved, so that the machine's drift hits every app alike
+            if rate:
+                run = await admission.open_loop(arm, proc, rate=rate, seconds=6, concurrency=50)
+            else:
+                run = await admission.closed_loop(arm, proc, concurrency=50, seconds=5)
+            runs[arm.name].append(run)
+    return runs
+
+
+def _line(name: str, runs: list[admission.AdmissionRun]) -> str:
+    rounds = ", ".join(
+        f"{r.tasks_per_s:.0f}/s p99 {r.p99_ms:.1f} ms ({r.cpu_share / r.tasks_per_s * 1e6:.0f} µs CPU each)"
+        for r in runs
+    )
+    return f"{name:>14}: {rounds}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=0, help="an open loop offering this many tasks/s (0: closed)")
+    parser.add_argument("--relay", action="store_true", help="llama-server's throughput kept by a bare relay")
+    args = parser.parse_args()
+    for server in [s for s in args.servers.split(",") if s]:
+        if args.relay:
+            _relay(server, args.rounds)
+        else:
+            _admission(server, args.rounds, args.rate)
+
+
+if __name__ == "__main__":
+    main()

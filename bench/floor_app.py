@@ -1,0 +1,155 @@
+"""Apps for `bench.floor`: the servers and the framework with none of orchestratord's work.
+
+    daphne bench.floor_app:bare      # ASGI alone: the server's own cost
+    daphne bench.floor_app:django    # Django's ASGI handler and a sync view, no middleware, no database
+    daphne bench.floor_app:django_async   # the same with an async view: no thread for the view
+    FLOOR_ENGINE_URL=http://... daphne bench.floor_app:relay   # bytes passed through to an engine
+
+The first three take `POST /v2/tasks`: they read the body, parse it as JSON
+and answer 202 with a body of the admission answer's shape and size, so that
+the load generator of `bench.admission` sees what it sees from
+orchestratord, with no admission behind it. The Django apps are built on
+first access (module `__getattr__`), so that importing `bare` sets up no
+Django.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+import aiohttp
+
+
+def answer_body(task_id: str) -> dict[str, Any]:
+    """An admission answer's fields (orchestrator/tasks/admission.py `_answer`), for a task not admitted."""
+    return {
+        "task_id": task_id,
+        "queue_position": 1,
+        "predicted_start_ms": 1000,
+        "backoff_ms": 0,
+        "streams": {"sse": f"/v2/tasks/{task_id}/events", "sse_verbose": f"/v2/tasks/{task_id}/events?verbose=true"},
+        "preparation": {"steps": []},
+    }
+
+
+def _task_id(body: bytes) -> str:
+    task = json.loads(body)
+    return str(task.get("task_id") or uuid.uuid4().hex)
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _body(receive: Any) -> bytes:
+    body = b""
+    while True:
+        message: dict[str, Any] = await receive()
+        body += bytes(message.get("body", b""))
+        if not message.get("more_body"):
+            return body
+
+
+async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    body = await _body(receive)
+    if scope["method"] == "POST" and scope["path"] == "/v2/tasks":
+        status, payload = 202, json.dumps(answer_body(_task_id(body))).encode()
+    else:
+        status, payload = 200, b'{"status":"ok"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+_relay: dict[str, aiohttp.ClientSession] = {}
+
+
+async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The request passed to the engine, and its answer's bytes back as they come: no parsing, no state.
+
+    What any relay in Python costs at the least, against which orchestratord's
+    share of the engine's throughput can be read. A connection per request, as
+    llama-server needs (bench/clients.py).
+    """
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    body = await _body(receive)
+    if scope["path"] == "/healthz":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    if "session" not in _relay:
+        _relay["session"] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True), timeout=aiohttp.ClientTimeout(total=None)
+        )
+    headers = {"Content-Type": "application/json"}
+    url = os.environ["FLOOR_ENGINE_URL"] + scope["path"]
+    async with _relay["session"].request(scope["method"], url, data=body, headers=headers) as answer:
+        kind = answer.headers.get("Content-Type", "application/octet-stream").encode()
+        await send({"type": "http.response.start", "status": answer.status, "headers": [(b"content-type", kind)]})
+        async for chunk in answer.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _django() -> Any:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench-floor",  # noqa: S106 - a throwaway app on loopback
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=[],
+        INSTALLED_APPS=[],
+        USE_TZ=True,
+        LOGGING_CONFIG=None,
+    )
+    django.setup(set_prefix=False)
+    from django.core.handlers.asgi import ASGIHandler
+
+    return ASGIHandler()
+
+
+def _tasks(request: Any) -> Any:
+    from django.http import JsonResponse
+
+    if request.method != "POST":
+        return JsonResponse({"status": "ok"})
+    return JsonResponse(answer_body(_task_id(request.body)), status=202)
+
+
+async def _tasks_async(request: Any) -> Any:
+    return _tasks(request)
+
+
+def _healthz(request: Any) -> Any:
+    from django.http import JsonResponse
+
+    return JsonResponse({"status": "ok"})
+
+
+_built: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("django", "django_async"):
+        if name not in _built:
+            _built["view"] = _tasks_async if name == "django_async" else _tasks
+            _built[name] = _django()
+        return _built[name]
+    if name == "urlpatterns":
+        from django.urls import path
+
+        return [path("v2/tasks", _built["view"]), path("healthz", _healthz)]
+    raise AttributeError(name)
