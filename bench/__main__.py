@@ -1,6 +1,6 @@
 """Run every benchmark and write docs/performance.md (by hand, never in the test suite).
 
-    .venv/bin/python -m bench                # everything, 5 rounds (about 25 minutes)
+    .venv/bin/python -m bench                # everything, 5 rounds (about 15 minutes)
     .venv/bin/python -m bench --rounds 2     # a quicker pass
     .venv/bin/python -m bench --no-litellm   # without the LiteLLM proxy
     .venv/bin/python -m bench --render bench/results/<run>.json   # docs again, after editing bench/tuning.md
