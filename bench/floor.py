@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.floor [--servers daphne,uvicorn] [--rounds 3] [--rate 500]
     .venv/bin/python -m bench.floor --relay [--servers daphne,uvicorn] [--rounds 5]
 
-For each web server, four apps take turns under the load generator of the
+For each web server, five apps take turns under the load generator of the
 admission benchmark (`bench.admission`, closed loop of 50 clients, or with
 `--rate` an open loop over at most 50 connections):
 
@@ -12,8 +12,11 @@ admission benchmark (`bench.admission`, closed loop of 50 clients, or with
   the load generator alone;
 - `django`: the same answer from a sync Django view behind Django's ASGI
   handler, with no middleware and no database: the framework's floor;
-- `django_async`: the same from an async view, which needs no thread of
-  its own (Django's request signals still take one);
+- `django_async`: the same from an async view;
+- `django_lean`: an async view served as orchestratord serves requests on
+  SQLite (one thread for sync code, no thread-sensitive context per
+  request, the connection checks after the response): the framework's
+  floor for orchestratord's own path (bench/floor_app.py);
 - `orchestratord`: a fresh install admitting tasks, as `compare admission`.
 
 What they reach bounds what admission can reach on this machine with this
@@ -53,7 +56,7 @@ from bench.harness import (
     wait_http,
 )
 
-APPS = ("bare", "django", "django_async")
+APPS = ("bare", "django", "django_async", "django_lean")
 
 
 @contextmanager
@@ -105,8 +108,9 @@ def _relay(server: str, rounds: int) -> None:
 
 async def _measure(arms: list[tuple[Orchd, Proc]], rounds: int, rate: float) -> dict[str, list[admission.AdmissionRun]]:
     runs: dict[str, list[admission.AdmissionRun]] = {arm.name: [] for arm, _ in arms}
-    for _ in range(rounds):
-        for arm, proc in arms:  # interleaved, so that the machine's drift hits every app alike
+    for turn in range(rounds):
+        # Interleaved, and which goes first rotating, so that the machine's drift hits every app alike.
+        for arm, proc in arms[turn % len(arms) :] + arms[: turn % len(arms)]:
             if rate:
                 run = await admission.open_loop(arm, proc, rate=rate, seconds=6, concurrency=50)
             else:
@@ -115,12 +119,14 @@ async def _measure(arms: list[tuple[Orchd, Proc]], rounds: int, rate: float) -> 
     return runs
 
 
+def _round(run: admission.AdmissionRun) -> str:
+    cpu = f"{run.cpu_share / run.tasks_per_s * 1e6:.0f} µs CPU each" if run.tasks_per_s else "none answered"
+    errors = f", {run.errors} errors" if run.errors else ""
+    return f"{run.tasks_per_s:.0f}/s p99 {run.p99_ms:.1f} ms ({cpu}{errors})"
+
+
 def _line(name: str, runs: list[admission.AdmissionRun]) -> str:
-    rounds = ", ".join(
-        f"{r.tasks_per_s:.0f}/s p99 {r.p99_ms:.1f} ms ({r.cpu_share / r.tasks_per_s * 1e6:.0f} µs CPU each)"
-        for r in runs
-    )
-    return f"{name:>14}: {rounds}"
+    return f"{name:>14}: " + ", ".join(_round(run) for run in runs)
 
 
 def main() -> None:

@@ -1,16 +1,27 @@
-"""Apps for `bench.floor`: the servers and the framework with none of orchestratord's work.
+"""Apps for `bench.floor`: the servers and Django with none of orchestratord's work.
 
-    daphne bench.floor_app:bare      # ASGI alone: the server's own cost
-    daphne bench.floor_app:django    # Django's ASGI handler and a sync view, no middleware, no database
-    daphne bench.floor_app:django_async   # the same with an async view: no thread for the view
+    daphne bench.floor_app:bare          # ASGI alone: the server's own cost
+    daphne bench.floor_app:django        # Django's stock ASGI handler and a sync view
+    daphne bench.floor_app:django_async  # the same with an async view
+    daphne bench.floor_app:django_lean   # an async view, served as orchestratord serves requests on SQLite
     FLOOR_ENGINE_URL=http://... daphne bench.floor_app:relay   # bytes passed through to an engine
 
-The first three take `POST /v2/tasks`: they read the body, parse it as JSON
+The first four take `POST /v2/tasks`: they read the body, parse it as JSON
 and answer 202 with a body of the admission answer's shape and size, so that
 the load generator of `bench.admission` sees what it sees from
-orchestratord, with no admission behind it. The Django apps are built on
-first access (module `__getattr__`), so that importing `bare` sets up no
-Django.
+orchestratord, with no admission behind it. The Django apps have no
+middleware and no database.
+
+Django's stock handler gives each request a thread-sensitive context of its
+own (a new executor, so a new thread for any sync call), sends
+`request_started` to its sync receivers on a thread and closes the response
+on one. orchestratord's handler (orchestrator/asgi.py) on SQLite keeps one
+thread for all sync code and checks the connections after the response
+instead of before the view; `django_lean` does the same around an async view
+(the response is still closed on that thread), which is the framework's floor
+for orchestratord's own path. A server process serves one of these apps: the
+Django apps are built on first access (module `__getattr__`), and Django's
+settings can be configured once.
 """
 
 from __future__ import annotations
@@ -40,9 +51,14 @@ def _task_id(body: bytes) -> str:
     return str(task.get("task_id") or uuid.uuid4().hex)
 
 
+_relay: dict[str, aiohttp.ClientSession] = {}  # the relay's client, made on its loop at its first request
+
+
 async def _lifespan(receive: Any, send: Any) -> None:
     while (await receive())["type"] != "lifespan.shutdown":
         await send({"type": "lifespan.startup.complete"})
+    if "session" in _relay:
+        await _relay.pop("session").close()
     await send({"type": "lifespan.shutdown.complete"})
 
 
@@ -69,9 +85,6 @@ async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-_relay: dict[str, aiohttp.ClientSession] = {}
-
-
 async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The request passed to the engine, and its answer's bytes back as they come: no parsing, no state.
 
@@ -92,7 +105,8 @@ async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:
             connector=aiohttp.TCPConnector(force_close=True), timeout=aiohttp.ClientTimeout(total=None)
         )
     headers = {"Content-Type": "application/json"}
-    url = os.environ["FLOOR_ENGINE_URL"] + scope["path"]
+    query = scope.get("query_string", b"").decode()
+    url = os.environ["FLOOR_ENGINE_URL"] + scope["path"] + (f"?{query}" if query else "")
     async with _relay["session"].request(scope["method"], url, data=body, headers=headers) as answer:
         kind = answer.headers.get("Content-Type", "application/octet-stream").encode()
         await send({"type": "http.response.start", "status": answer.status, "headers": [(b"content-type", kind)]})
@@ -101,7 +115,7 @@ async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def _django() -> Any:
+def _django(lean: bool) -> Any:
     import django
     from django.conf import settings
 
@@ -116,9 +130,23 @@ def _django() -> Any:
         LOGGING_CONFIG=None,
     )
     django.setup(set_prefix=False)
+    from django.core import signals
     from django.core.handlers.asgi import ASGIHandler
+    from django.db import close_old_connections, reset_queries
 
-    return ASGIHandler()
+    if not lean:
+        return ASGIHandler()
+
+    class LeanHandler(ASGIHandler):
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+            await self.handle(scope, receive, send)  # no thread-sensitive context of its own
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_started.disconnect(reset_queries)
+    signals.request_finished.connect(reset_queries)
+    return LeanHandler()
 
 
 def _tasks(request: Any) -> Any:
@@ -143,10 +171,10 @@ _built: dict[str, Any] = {}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("django", "django_async"):
+    if name in ("django", "django_async", "django_lean"):
         if name not in _built:
-            _built["view"] = _tasks_async if name == "django_async" else _tasks
-            _built[name] = _django()
+            _built["view"] = _tasks if name == "django" else _tasks_async
+            _built[name] = _django(lean=name == "django_lean")
         return _built[name]
     if name == "urlpatterns":
         from django.urls import path
