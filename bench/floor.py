@@ -10,25 +10,25 @@ admission benchmark (`bench.admission`, closed loop of 50 clients, or with
 - `bare`: an ASGI app that reads the body, parses it and answers 202 with a
   body of the admission answer's shape (bench/floor_app.py): the server and
   the load generator alone;
-- `django`: the same answer from a sync Django view behind Django's ASGI
-  handler, with no middleware and no database: the framework's floor;
+- `django`: the same answer from a sync Django view behind Django's stock
+  ASGI handler, with no middleware and no database;
 - `django_async`: the same from an async view;
 - `django_lean`: an async view served as orchestratord serves requests on
   SQLite (one thread for sync code, no thread-sensitive context per
-  request, the connection checks after the response): the framework's
-  floor for orchestratord's own path (bench/floor_app.py);
+  request, the connection checks after the view): a reference for the CPU
+  of Django's request path as orchestratord uses it (bench/floor_app.py);
 - `orchestratord`: a fresh install admitting tasks, as `compare admission`.
 
-What they reach bounds what admission can reach on this machine with this
-server and framework: on two cores, the load generator takes its share of
-the same CPU.
+They show what the server and the framework cost on this machine, apart
+from admission's own work: on two cores, the load generator takes its
+share of the same CPU.
 
 `--relay`: llama-server with 8 slots and 8 streams of 256 tokens, as the
 full run's "throughput kept" (`bench.throughput`, the engine direct as
 the reference, arms interleaved): the `relay` app on each server, which
 passes the engine's bytes through without reading them, against
-orchestratord. What the bare relay keeps bounds what any relay in Python
-can keep on these cores.
+orchestratord. What the bare relay keeps is about the most a relay in
+Python keeps on these cores.
 
 Run by hand; the numbers go to bench/tuning.md.
 """

@@ -16,10 +16,15 @@ Django's stock handler gives each request a thread-sensitive context of its
 own (a new executor, so a new thread for any sync call), sends
 `request_started` to its sync receivers on a thread and closes the response
 on one. orchestratord's handler (orchestrator/asgi.py) on SQLite keeps one
-thread for all sync code and checks the connections after the response
-instead of before the view; `django_lean` does the same around an async view
-(the response is still closed on that thread), which is the framework's floor
-for orchestratord's own path. A server process serves one of these apps: the
+thread for all sync code and checks the connections after the view rather
+than before it; `django_lean` does the same around an async view. It is a
+reference for the CPU of Django's request path as orchestratord uses it, not
+a lower bound on orchestratord's hops or tail: it still runs the stock
+`handle()` (a task listening for the disconnect beside the one making the
+response) and closes each response on the sync thread, where orchestratord
+answers admissions in trips of up to 8, closed on the thread in the trip.
+Under daphne every app leaves the body to itself as orchestratord does
+(`orchestrator.servers`). A server process serves one of these apps: the
 Django apps are built on first access (module `__getattr__`), and Django's
 settings can be configured once.
 """
@@ -32,6 +37,8 @@ import uuid
 from typing import Any
 
 import aiohttp
+
+from orchestrator import servers
 
 
 def answer_body(task_id: str) -> dict[str, Any]:
@@ -168,6 +175,9 @@ def _healthz(request: Any) -> Any:
 
 
 _built: dict[str, Any] = {}
+
+# Under daphne, the body left to the app, as orchestratord's process leaves it (no Django in it).
+servers.leave_bodies_to_the_app()
 
 
 def __getattr__(name: str) -> Any:

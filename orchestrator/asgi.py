@@ -34,7 +34,7 @@ from django.db import close_old_connections, connection, reset_queries  # noqa: 
 from django.http import HttpRequest, HttpResponseBase  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
-from orchestrator import heap, metrics  # noqa: E402
+from orchestrator import heap, metrics, servers  # noqa: E402
 from orchestrator.api.errors import error_response, internal_error  # noqa: E402
 from orchestrator.tasks.api.lane import PATH as LANE_PATH  # noqa: E402
 from orchestrator.tasks.api.lane import AdmissionLane  # noqa: E402
@@ -342,37 +342,9 @@ def _start_with_daphne() -> None:
     reactor.callWhenRunning(lambda: loop.call_soon(ensure_started))
 
 
-def _bodies_left_to_django_under_daphne() -> None:
-    """Twisted parses no request body before daphne hands it over: Django does, as under any server.
-
-    Twisted's `Request` reads a POST's form body (urlencoded or multipart) into its `args`,
-    which daphne never reads: it sends the raw body to the application. That parse took 4% of
-    daphne's CPU under an admission load (the Content-Type alone goes through the `email`
-    package), and a multipart body it cannot parse was answered by Twisted itself, a bare 400
-    with no body, no error envelope, and the connection closed. Daphne's protocol looks up
-    its request class when it builds each connection's protocol; this class, its own with
-    the parse turned off (Twisted's switch since 25.5, pinned), replaces it before the
-    server starts listening.
-    """
-    http_protocol: Any = sys.modules.get("daphne.http_protocol")
-    if http_protocol is None:
-        return
-    daphne_request: type[Any] = http_protocol.WebRequest
-    if getattr(daphne_request, "leaves_bodies_to_the_app", False):
-        return  # already in place (this module imported again)
-
-    class WebRequest(daphne_request):  # type: ignore[misc]
-        leaves_bodies_to_the_app = True
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **{**kwargs, "parsePOSTFormSubmission": False})
-
-    http_protocol.WebRequest = WebRequest
-
-
 application = WithDispatcher(ProtocolTypeRouter({"http": django_asgi_app}))
 _start_with_daphne()
-_bodies_left_to_django_under_daphne()
+servers.leave_bodies_to_the_app()
 # Everything the server needs is built: keep it out of the collector's passes (55–80 ms each here).
 heap.freeze_startup_heap()
 heap.watch_pauses()
