@@ -95,7 +95,7 @@ async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The request passed to the engine, and its answer's bytes back as they come: no parsing, no state.
 
-    What any relay in Python costs at the least, against which orchestratord's
+    About the least a relay in Python costs, against which orchestratord's
     share of the engine's throughput can be read. A connection per request, as
     llama-server needs (bench/clients.py).
     """
@@ -137,9 +137,7 @@ def _django(lean: bool) -> Any:
         LOGGING_CONFIG=None,
     )
     django.setup(set_prefix=False)
-    from django.core import signals
     from django.core.handlers.asgi import ASGIHandler
-    from django.db import close_old_connections, reset_queries
 
     if not lean:
         return ASGIHandler()
@@ -150,9 +148,7 @@ def _django(lean: bool) -> Any:
                 raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
             await self.handle(scope, receive, send)  # no thread-sensitive context of its own
 
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_started.disconnect(reset_queries)
-    signals.request_finished.connect(reset_queries)
+    servers.check_connections_after_requests()
     return LeanHandler()
 
 

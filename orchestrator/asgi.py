@@ -30,7 +30,7 @@ from django.core import signals  # noqa: E402
 from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.base import BaseHandler  # noqa: E402
 from django.core.handlers.exception import response_for_exception  # noqa: E402
-from django.db import close_old_connections, connection, reset_queries  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.http import HttpRequest, HttpResponseBase  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
@@ -288,23 +288,9 @@ class Handler(ASGIHandler):
         return response or self._sync.get_response(request)
 
 
-def _connections_checked_after_requests() -> None:
-    """On the one DB thread, look at the connection after each request, not before.
-
-    Django's request_started receivers (`close_old_connections`,
-    `reset_queries`) are sync: each request would make one more trip to the
-    DB thread before its view, queued behind a burst of admissions. After the
-    response, Django makes that trip anyway (to close the response; for
-    admissions, in their own trip), and `close_old_connections` runs then too.
-    """
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_started.disconnect(reset_queries)
-    signals.request_finished.connect(reset_queries)
-
-
 django_asgi_app: Any = Handler(one_thread=ONE_DB_THREAD)
 if ONE_DB_THREAD:
-    _connections_checked_after_requests()
+    servers.check_connections_after_requests()
 
 
 class WithDispatcher:

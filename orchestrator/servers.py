@@ -1,7 +1,8 @@
-"""What the web servers need from orchestratord's process, set up before they serve (no Django here).
+"""How orchestratord's web process is set up around the server and Django, before it serves.
 
-`bench/floor_app.py` applies the same to its apps, so that its floor runs on
-the server as orchestratord runs on it.
+Importable without Django's settings (Django is imported inside the
+functions), so that `bench/floor_app.py` applies the same to its apps: its
+floor runs on the server, and through Django, as orchestratord does.
 """
 
 from __future__ import annotations
@@ -36,3 +37,20 @@ def leave_bodies_to_the_app() -> None:
             super().__init__(*args, **{**kwargs, "parsePOSTFormSubmission": False})
 
     http_protocol.WebRequest = WebRequest
+
+
+def check_connections_after_requests() -> None:
+    """On the one DB thread, look at the connection after each request, not before.
+
+    Django's request_started receivers (`close_old_connections`,
+    `reset_queries`) are sync: each request would make one more trip to the
+    DB thread before its view, queued behind a burst of admissions. After the
+    response, Django makes that trip anyway (to close the response; for
+    admissions, in their own trip), and `close_old_connections` runs then too.
+    """
+    from django.core import signals
+    from django.db import close_old_connections, reset_queries
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_started.disconnect(reset_queries)
+    signals.request_finished.connect(reset_queries)
