@@ -24,7 +24,10 @@ a lower bound on orchestratord's hops or tail: it still runs the stock
 response) and closes each response on the sync thread, where orchestratord
 answers admissions in trips of up to 8, closed on the thread in the trip.
 Under daphne every app leaves the body to itself as orchestratord does
-(`orchestrator.servers`). A server process serves one of these apps: the
+(`orchestrator.servers`), and every app's start-up heap is frozen out of the
+garbage collector's passes as orchestratord's is (`orchestrator.heap`):
+without that, the collector's full passes over the modules' objects made
+most of the closed loop's p99 here (bench/tuning.md). A server process serves one of these apps: the
 Django apps are built on first access (module `__getattr__`), and Django's
 settings can be configured once.
 """
@@ -38,7 +41,7 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator import servers
+from orchestrator import heap, servers
 
 
 def answer_body(task_id: str) -> dict[str, Any]:
@@ -174,6 +177,8 @@ _built: dict[str, Any] = {}
 
 # Under daphne, the body left to the app, as orchestratord's process leaves it (no Django in it).
 servers.leave_bodies_to_the_app()
+# As orchestratord's process does once it is built: the modules' objects out of the collector's passes.
+heap.freeze_startup_heap()
 
 
 def __getattr__(name: str) -> Any:
@@ -181,6 +186,7 @@ def __getattr__(name: str) -> Any:
         if name not in _built:
             _built["view"] = _tasks if name == "django" else _tasks_async
             _built[name] = _django(lean=name == "django_lean")
+            heap.freeze_startup_heap()  # what Django built, too
         return _built[name]
     if name == "urlpatterns":
         from django.urls import path
