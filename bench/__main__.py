@@ -131,6 +131,7 @@ def run_ttft(args: argparse.Namespace, servers: list[str]) -> dict[str, Any]:
                     "added": dataclasses.asdict(r.added()),
                     "round_medians": r.round_medians,
                     "errors": r.errors,
+                    "failures": dict(r.failures),
                 }
                 for name, r in measured.items()
             }

@@ -282,6 +282,14 @@ def _ttft_details(ttft: dict[str, Any], meta: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {n} | {_f(arm['p50'])} | {_f(arm['p95'])} | {_added(arm)} | {rounds} | {arm['errors']} |"
             )
+    failed = [
+        f"- {name}, {n} stream(s): " + "; ".join(f"{count} × {why}" for why, count in arm["failures"].items())
+        for n in ("1", "50")
+        for name, arm in ttft[n].items()
+        if arm.get("failures")  # results written before failures were kept have none
+    ]
+    if failed:
+        lines += ["", "What the failed streams showed:", "", *failed]
     return "\n".join(lines) + "\n"
 
 

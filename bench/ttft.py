@@ -11,12 +11,13 @@ median of its run minus the direct run of the same turn, with a bootstrap
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from bench.clients import Arm, new_session
+from bench.clients import Arm, Stream, new_session
 from bench.stats import Estimate, median, percentile
 
 # Enough tokens that a stream is a real stream, few enough that runs are quick.
@@ -30,6 +31,7 @@ class ArmResult:
     diffs: list[float] = field(default_factory=list)  # run minus the direct run of its turn
     round_medians: list[float] = field(default_factory=list)  # median diff of each round
     errors: int = 0
+    failures: Counter[str] = field(default_factory=Counter)  # what each failed stream showed, counted
 
     def added(self) -> Estimate:
         return Estimate.of(self.diffs)
@@ -49,10 +51,18 @@ async def one_run(arm: Arm, session: aiohttp.ClientSession, concurrency: int, re
     for stream in streams:
         if isinstance(stream, BaseException) or stream.ttft_ms is None or stream.error:
             result.errors += 1
+            result.failures[_failure(stream)] += 1
             continue
         ttfts.append(stream.ttft_ms)
     result.ttfts.extend(ttfts)
     return median(ttfts)
+
+
+def _failure(stream: Stream | BaseException) -> str:
+    """Why a failed stream gave no TTFT, in a line: its exception, or its error frame's data."""
+    if isinstance(stream, BaseException):
+        return f"{type(stream).__name__}: {stream}"[:200]
+    return stream.error or "ended without a token"
 
 
 async def measure(
