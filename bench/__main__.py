@@ -148,7 +148,7 @@ def run_throughput(args: argparse.Namespace, servers: list[str]) -> dict[str, An
         arms: list[tuple[Arm, Proc | None]] = [
             (Direct(engine.url, "llamacpp", name="llama-server /completion"), None),
             *orchs,
-            (Direct(engine.url, "openai", name="llama-server /v1/completions"), None),
+            (Direct(engine.url, "openai", name="llama-server /v1/completions", llama_server=True), None),
             *proxy,
         ]
         measured = asyncio.run(throughput.measure(arms, streams=8, max_tokens=256, seconds=5, rounds=args.rounds))

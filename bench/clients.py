@@ -117,6 +117,7 @@ class Direct(_Arm):
     model: str = "bench-model"
     name: str = "direct"
     live: Live = field(default_factory=Live)
+    llama_server: bool = False  # llama-server behind the OpenAI protocol (its `/v1/completions`)
 
     async def _read(self, stream: Stream, session: aiohttp.ClientSession, max_tokens: int, index: int) -> None:
         if self.protocol == "llamacpp":
@@ -126,8 +127,9 @@ class Direct(_Arm):
             path, is_token = "/v1/completions", _openai_token
             body = {"model": self.model, "prompt": PROMPT, "max_tokens": max_tokens, "stream": True}
         # llama-server (cpp-httplib) closes a keep-alive connection after a few requests, and a
-        # reused socket it just closed fails the request: give it a fresh connection each time.
-        headers = {"Connection": "close"} if self.protocol == "llamacpp" else None
+        # reused socket it just closed fails the request: give it a fresh connection each time,
+        # on either of its endpoints.
+        headers = {"Connection": "close"} if self.protocol == "llamacpp" or self.llama_server else None
         await _read_sse(stream, session, self.url + path, body, headers, is_token)
 
 

@@ -301,14 +301,15 @@ def _throughput_details(thr: dict[str, Any], meta: dict[str, Any]) -> str:
         "256-token generations back to back for 5 s windows. orchestratord is compared with `/completion` "
         "(what its llama.cpp adapter calls), LiteLLM with `/v1/completions` (what it relays).",
         "",
-        "| arm | tokens/s (median) | kept (median, 95% CI) | CPU µs/token | cores used |",
-        "|---|---|---|---|---|",
+        "| arm | tokens/s (median) | kept (median, 95% CI) | CPU µs/token | cores used | failed generations |",
+        "|---|---|---|---|---|---|",
     ]
     for name, arm in thr.items():
         if not isinstance(arm, dict):
             continue
         cpu, cores = _f(arm["cpu_us_per_token"], 0), _f(arm["cpu_share"], 2)
-        lines.append(_row(name, _f(arm["tokens_per_s"], 0), _kept(arm), cpu, cores))
+        failed = sum(window["errors"] for window in arm["windows"])  # each costs its client 0.1 s
+        lines.append(_row(name, _f(arm["tokens_per_s"], 0), _kept(arm), cpu, cores, str(failed)))
     return "\n".join(lines) + "\n"
 
 
