@@ -1,6 +1,7 @@
 """The stack's floor for admission: the same load against servers that admit nothing.
 
     .venv/bin/python -m bench.floor [--servers daphne,uvicorn] [--rounds 3] [--rate 500]
+    .venv/bin/python -m bench.floor --apps django_lean --collectors started,frozen,rare,off
     .venv/bin/python -m bench.floor --relay [--servers daphne,uvicorn] [--rounds 5]
 
 For each web server, five apps take turns under the load generator of the
@@ -21,7 +22,10 @@ admission benchmark (`bench.admission`, closed loop of 50 clients, or with
 
 They show what the server and the framework cost on this machine, apart
 from admission's own work: on two cores, the load generator takes its
-share of the same CPU.
+share of the same CPU. The apps run with their start-up heap frozen out of
+the garbage collector's passes, as orchestratord's process does;
+`--collectors` runs each app once per collector setting named
+(bench/floor_app.py), side by side, to measure what the collector costs.
 
 `--relay`: llama-server with 8 slots and 8 streams of 256 tokens, as the
 full run's "throughput kept" (`bench.throughput`, the engine direct as
@@ -57,6 +61,9 @@ from bench.harness import (
 )
 
 APPS = ("bare", "django", "django_async", "django_lean")
+# FLOOR_COLLECTOR's values (bench/floor_app.py, which a server process imports: this one must not,
+# since importing it sets the collector of the process).
+COLLECTORS = ("started", "frozen", "rare", "off")
 
 
 @contextmanager
@@ -68,12 +75,14 @@ def floor_server(server: str, app: str, env: dict[str, str] | None = None) -> It
         yield url, Proc(proc.pid)
 
 
-def _admission(server: str, rounds: int, rate: float) -> None:
+def _admission(server: str, rounds: int, rate: float, apps: list[str], collectors: list[str]) -> None:
     with ExitStack() as stack:
         arms = []
-        for app in APPS:
-            url, proc = stack.enter_context(floor_server(server, app))
-            arms.append((Orchd(url, "floor", name=app), proc))
+        for app in apps:
+            for collector in collectors:
+                url, proc = stack.enter_context(floor_server(server, app, {"FLOOR_COLLECTOR": collector}))
+                name = app if collectors == ["frozen"] else f"{app}, {collector}"
+                arms.append((Orchd(url, "floor", name=name), proc))
         engine = stack.enter_context(fake_engine(model="bench-model", ttft_ms=0, tokens_per_s=1, slots=8))
         orch = stack.enter_context(orchestrator(server))
         register_pool(orch, engine.url, engine="openai", slots=2)
@@ -135,12 +144,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=0, help="an open loop offering this many tasks/s (0: closed)")
     parser.add_argument("--relay", action="store_true", help="llama-server's throughput kept by a bare relay")
+    parser.add_argument("--apps", default=",".join(APPS), help="the floor apps to measure beside orchestratord")
+    parser.add_argument(
+        "--collectors",
+        default="frozen",
+        help=f"the floor apps' garbage collector, each a separate arm: {', '.join(COLLECTORS)} "
+        "(bench/floor_app.py; orchestratord keeps its own)",
+    )
     args = parser.parse_args()
+    apps, collectors = _choices(args.apps, APPS), _choices(args.collectors, COLLECTORS)
     for server in [s for s in args.servers.split(",") if s]:
         if args.relay:
             _relay(server, args.rounds)
         else:
-            _admission(server, args.rounds, args.rate)
+            _admission(server, args.rounds, args.rate, apps, collectors)
+
+
+def _choices(listed: str, known: tuple[str, ...]) -> list[str]:
+    chosen = [name for name in listed.split(",") if name]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise SystemExit(f"unknown: {', '.join(unknown)} (known: {', '.join(known)})")
+    return chosen
 
 
 if __name__ == "__main__":

@@ -27,13 +27,19 @@ Under daphne every app leaves the body to itself as orchestratord does
 (`orchestrator.servers`), and every app's start-up heap is frozen out of the
 garbage collector's passes as orchestratord's is (`orchestrator.heap`):
 without that, the collector's full passes over the modules' objects made
-most of the closed loop's p99 here (bench/tuning.md). A server process serves one of these apps: the
+a third to a half of the closed loop's p99 here (bench/tuning.md). `FLOOR_COLLECTOR`
+sets the collector otherwise, to measure it (`bench.floor --collectors`):
+`started` (nothing frozen), `frozen` (the default, as orchestratord),
+`rare` (frozen, and generation 2's threshold a hundred times CPython's,
+`gc.set_threshold(700, 10, 1000)`: far fewer full passes), `off`
+(`gc.disable()`). A server process serves one of these apps: the
 Django apps are built on first access (module `__getattr__`), and Django's
 settings can be configured once.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import uuid
@@ -177,8 +183,29 @@ _built: dict[str, Any] = {}
 
 # Under daphne, the body left to the app, as orchestratord's process leaves it (no Django in it).
 servers.leave_bodies_to_the_app()
-# As orchestratord's process does once it is built: the modules' objects out of the collector's passes.
-heap.freeze_startup_heap()
+COLLECTORS = ("started", "frozen", "rare", "off")
+_THRESHOLDS = gc.get_threshold()  # CPython's, before any change here
+
+
+def _set_collector() -> None:
+    """The collector as `FLOOR_COLLECTOR` says; by default as orchestratord's process sets it once built.
+
+    Called again once a Django app is built, to freeze what it built too: each setting is
+    absolute, so a second call sets the same.
+    """
+    collector = os.environ.get("FLOOR_COLLECTOR", "frozen")
+    if collector not in COLLECTORS:
+        raise ValueError(f"FLOOR_COLLECTOR={collector!r}: one of {', '.join(COLLECTORS)}")
+    if collector in ("frozen", "rare"):
+        heap.freeze_startup_heap()
+    if collector == "rare":
+        threshold0, threshold1, threshold2 = _THRESHOLDS
+        gc.set_threshold(threshold0, threshold1, threshold2 * 100)
+    elif collector == "off":
+        gc.disable()
+
+
+_set_collector()
 
 
 def __getattr__(name: str) -> Any:
@@ -186,7 +213,7 @@ def __getattr__(name: str) -> Any:
         if name not in _built:
             _built["view"] = _tasks if name == "django" else _tasks_async
             _built[name] = _django(lean=name == "django_lean")
-            heap.freeze_startup_heap()  # what Django built, too
+            _set_collector()  # over what Django built, too
         return _built[name]
     if name == "urlpatterns":
         from django.urls import path
