@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +284,8 @@ def _ttft_details(ttft: dict[str, Any], meta: dict[str, Any]) -> str:
                 f"| {name} | {n} | {_f(arm['p50'])} | {_f(arm['p95'])} | {_added(arm)} | {rounds} | {arm['errors']} |"
             )
     failed = [
-        f"- {name}, {n} stream(s): " + "; ".join(f"{count} × {why}" for why, count in arm["failures"].items())
+        f"- {name}, {n} stream(s): "
+        + "; ".join(f"{count} × {why}" for why, count in Counter(arm["failures"]).most_common())
         for n in ("1", "50")
         for name, arm in ttft[n].items()
         if arm.get("failures")  # results written before failures were kept have none
@@ -301,14 +303,15 @@ def _throughput_details(thr: dict[str, Any], meta: dict[str, Any]) -> str:
         "256-token generations back to back for 5 s windows. orchestratord is compared with `/completion` "
         "(what its llama.cpp adapter calls), LiteLLM with `/v1/completions` (what it relays).",
         "",
-        "| arm | tokens/s (median) | kept (median, 95% CI) | CPU µs/token | cores used | failed generations |",
+        "| arm | tokens/s (median) | kept (median, 95% CI) | CPU µs/token | cores used "
+        "| failed generations (warm-ups included) |",
         "|---|---|---|---|---|---|",
     ]
     for name, arm in thr.items():
         if not isinstance(arm, dict):
             continue
         cpu, cores = _f(arm["cpu_us_per_token"], 0), _f(arm["cpu_share"], 2)
-        failed = sum(window["errors"] for window in arm["windows"])  # each costs its client 0.1 s
+        failed = sum(window["errors"] for window in arm["windows"])
         lines.append(_row(name, _f(arm["tokens_per_s"], 0), _kept(arm), cpu, cores, str(failed)))
     return "\n".join(lines) + "\n"
 

@@ -76,6 +76,7 @@ async def window(
     end, cpu1 = time.perf_counter(), proc.cpu_s() if proc else 0.0
     live = [task for task in workers if not task.done()]
     await asyncio.gather(*workers)
+    errors += sum(1 for stream in finished if stream.error or not stream.tokens)  # answered, but failed
     # Workers still streaming at the end of the window are counted through `finished` once done.
     tokens = sum(1 for s in finished for t in s.token_times if start <= t < end)
     del live

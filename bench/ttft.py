@@ -60,9 +60,8 @@ async def one_run(arm: Arm, session: aiohttp.ClientSession, concurrency: int, re
 
 def _failure(stream: Stream | BaseException) -> str:
     """Why a failed stream gave no TTFT, in a line: its exception, or its error frame's data."""
-    if isinstance(stream, BaseException):
-        return f"{type(stream).__name__}: {stream}"[:200]
-    return stream.error or "ended without a token"
+    why = f"{type(stream).__name__}: {stream}" if isinstance(stream, BaseException) else stream.error
+    return " ".join((why or "ended without a token").split())[:200]  # on one line, for the report's list
 
 
 async def measure(
