@@ -4,8 +4,8 @@
     .venv/bin/python -m bench.floor --apps django_lean --collectors started,frozen,rare,off
     .venv/bin/python -m bench.floor --relay [--servers daphne,uvicorn] [--rounds 5]
 
-For each web server, five apps take turns under the load generator of the
-admission benchmark (`bench.admission`, closed loop of 50 clients, or with
+For each web server, five apps (`--apps` chooses the floor's) take turns
+under the load generator of the admission benchmark (`bench.admission`, closed loop of 50 clients, or with
 `--rate` an open loop over at most 50 connections):
 
 - `bare`: an ASGI app that reads the body, parses it and answers 202 with a
@@ -47,6 +47,7 @@ from contextlib import ExitStack, contextmanager
 
 from bench import admission, throughput
 from bench.clients import Arm, Direct, Orchd
+from bench.collectors import COLLECTORS
 from bench.harness import (
     SERVERS,
     Proc,
@@ -61,9 +62,6 @@ from bench.harness import (
 )
 
 APPS = ("bare", "django", "django_async", "django_lean")
-# FLOOR_COLLECTOR's values (bench/floor_app.py, which a server process imports: this one must not,
-# since importing it sets the collector of the process).
-COLLECTORS = ("started", "frozen", "rare", "off")
 
 
 @contextmanager
@@ -98,7 +96,8 @@ def _admission(server: str, rounds: int, rate: float, apps: list[str], collector
 def _relay(server: str, rounds: int) -> None:
     with ExitStack() as stack:
         engine = stack.enter_context(llama_server(slots=8))
-        url, proc = stack.enter_context(floor_server(server, "relay", {"FLOOR_ENGINE_URL": engine.url}))
+        relay_env = {"FLOOR_ENGINE_URL": engine.url, "FLOOR_COLLECTOR": "frozen"}  # --collectors: admission only
+        url, proc = stack.enter_context(floor_server(server, "relay", relay_env))
         orch = stack.enter_context(orchestrator(server))
         register_pool(orch, engine.url, engine="llamacpp", slots=8)
         arms: list[tuple[Arm, Proc | None]] = [
@@ -165,6 +164,8 @@ def _choices(listed: str, known: tuple[str, ...]) -> list[str]:
     unknown = sorted(set(chosen) - set(known))
     if unknown:
         raise SystemExit(f"unknown: {', '.join(unknown)} (known: {', '.join(known)})")
+    if len(set(chosen)) < len(chosen):
+        raise SystemExit(f"named twice in {listed!r}: each arm's rounds are kept under its name")
     return chosen
 
 

@@ -47,6 +47,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.collectors import COLLECTORS
 from orchestrator import heap, servers
 
 
@@ -183,7 +184,6 @@ _built: dict[str, Any] = {}
 
 # Under daphne, the body left to the app, as orchestratord's process leaves it (no Django in it).
 servers.leave_bodies_to_the_app()
-COLLECTORS = ("started", "frozen", "rare", "off")
 _THRESHOLDS = gc.get_threshold()  # CPython's, before any change here
 
 

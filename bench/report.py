@@ -285,7 +285,7 @@ def _ttft_details(ttft: dict[str, Any], meta: dict[str, Any]) -> str:
             )
     failed = [
         f"- {name}, {n} stream(s): "
-        + "; ".join(f"{count} × {why}" for why, count in Counter(arm["failures"]).most_common())
+        + "; ".join(f"{count} × {' '.join(why.split())}" for why, count in Counter(arm["failures"]).most_common())
         for n in ("1", "50")
         for name, arm in ttft[n].items()
         if arm.get("failures")  # results written before failures were kept have none
