@@ -1,10 +1,10 @@
-"""The stack's floor for admission: the same load against servers that admit nothing.
+"""The stack's floor for admission: the same load against apps that do none, or the least, of admission's work.
 
     .venv/bin/python -m bench.floor [--servers daphne,uvicorn] [--rounds 3] [--rate 500]
     .venv/bin/python -m bench.floor --apps django_lean --collectors started,frozen,rare,off
     .venv/bin/python -m bench.floor --relay [--servers daphne,uvicorn] [--rounds 5]
 
-For each web server, five apps (`--apps` chooses the floor's) take turns
+For each web server, seven apps (`--apps` chooses the floor's) take turns
 under the load generator of the admission benchmark (`bench.admission`, closed loop of 50 clients, or with
 `--rate` an open loop over at most 50 connections):
 
@@ -18,6 +18,13 @@ under the load generator of the admission benchmark (`bench.admission`, closed l
   SQLite (one thread for sync code, no thread-sensitive context per
   request, the connection checks after the view): a reference for the CPU
   of Django's request path as orchestratord uses it (bench/floor_app.py);
+- `django_lean_persisted`: `django_lean` that, before it answers, checks
+  the bearer token and commits the task's row in SQLite, as orchestratord
+  configures it, through Django's connection on the one sync thread: the
+  least an admission that persists its task through Django does
+  (bench/floor_app.py);
+- `django_lean_persisted_loop`: the same statements on a raw sqlite3
+  connection on the event loop's thread, with no second thread;
 - `orchestratord`: a fresh install admitting tasks, as `compare admission`.
 
 They show what the server and the framework cost on this machine, apart
@@ -42,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -61,13 +69,19 @@ from bench.harness import (
     wait_http,
 )
 
-APPS = ("bare", "django", "django_async", "django_lean")
+APPS = ("bare", "django", "django_async", "django_lean", "django_lean_persisted", "django_lean_persisted_loop")
 
 
 @contextmanager
 def floor_server(server: str, app: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, Proc]]:
     port = free_port()
-    with process(server_argv(server, port, f"bench.floor_app:{app}"), dict(os.environ, **(env or {}))) as proc:
+    with (
+        tempfile.TemporaryDirectory(prefix="orchd-floor-") as data_dir,
+        process(
+            server_argv(server, port, f"bench.floor_app:{app}"),
+            dict(os.environ, FLOOR_DATA_DIR=data_dir, **(env or {})),
+        ) as proc,
+    ):
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz", proc=proc)
         yield url, Proc(proc.pid)

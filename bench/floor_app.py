@@ -1,16 +1,35 @@
-"""Apps for `bench.floor`: the servers and Django with none of orchestratord's work.
+"""Apps for `bench.floor`: the servers and Django with none, or the least, of orchestratord's work.
 
     daphne bench.floor_app:bare          # ASGI alone: the server's own cost
     daphne bench.floor_app:django        # Django's stock ASGI handler and a sync view
     daphne bench.floor_app:django_async  # the same with an async view
     daphne bench.floor_app:django_lean   # an async view, served as orchestratord serves requests on SQLite
+    daphne bench.floor_app:django_lean_persisted       # the same, persisting each task in SQLite first
+    daphne bench.floor_app:django_lean_persisted_loop  # the same statements, on the loop's thread
     FLOOR_ENGINE_URL=http://... daphne bench.floor_app:relay   # bytes passed through to an engine
 
-The first four take `POST /v2/tasks`: they read the body, parse it as JSON
+All but `relay` take `POST /v2/tasks`: they read the body, parse it as JSON
 and answer 202 with a body of the admission answer's shape and size, so that
 the load generator of `bench.admission` sees what it sees from
 orchestratord, with no admission behind it. The Django apps have no
-middleware and no database.
+middleware, and all but the two `persisted` ones no database.
+
+`django_lean_persisted` is `django_lean` plus the least a persisted
+admission does (the issue: "no change may weaken ... persisted admission"):
+in one IMMEDIATE transaction, the bearer token looked up by its digest and
+the task's row inserted (its id, time, state, priority and the request's
+body, with an index for the queue's order), then the commit, in SQLite with
+orchestratord's settings (WAL, `synchronous=NORMAL`), in `FLOOR_DATA_DIR`
+or a temporary folder. It runs through Django's connection on the one sync
+thread, as Django has sync database code run under ASGI and as
+orchestratord runs it. No validation, budget, session, placement, metric or
+log line: what it costs bounds from below what any admission that persists
+its task through Django costs on this stack, apart from the hop (one per
+request here, where orchestratord takes admissions to the thread in trips
+of up to 8). `django_lean_persisted_loop` runs the same statements on a raw
+sqlite3 connection on the event loop's own thread, which Django's ORM
+refuses to do: what the same work costs with no second thread taking the
+GIL in turns with the loop.
 
 Django's stock handler gives each request a thread-sensitive context of its
 own (a new executor, so a new thread for any sync call), sends
@@ -39,10 +58,16 @@ settings can be configured once.
 
 from __future__ import annotations
 
+import atexit
 import gc
+import hashlib
 import json
 import os
+import shutil
+import sqlite3
+import tempfile
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -132,11 +157,51 @@ async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def _django(lean: bool) -> Any:
+FLOOR_TOKEN = "floor"  # noqa: S105 - the load generator's bearer token (bench/floor.py), on loopback
+_SCHEMA = (
+    "CREATE TABLE floor_token (id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE floor_task (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, state TEXT NOT NULL,"
+    " priority INTEGER NOT NULL, request TEXT NOT NULL)",
+    "CREATE INDEX floor_task_queue ON floor_task (state, priority, created_at)",
+)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _database(persisted: bool) -> dict[str, Any]:
+    if not persisted:
+        return {}
+    folder = os.environ.get("FLOOR_DATA_DIR")  # bench.floor gives each app a folder it removes
+    if not folder:  # run by hand: removed at exit (uvicorn, which re-raises SIGTERM, leaves it)
+        folder = tempfile.mkdtemp(prefix="orchd-floor-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    name = os.path.join(folder, "floor.sqlite3")
+    options = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",  # orchestratord's (settings.py)
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    return {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": name, "OPTIONS": options, "CONN_MAX_AGE": None}}
+
+
+def _create_schema() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for statement in _SCHEMA:
+            cursor.execute(statement)
+        cursor.execute("INSERT INTO floor_token (digest) VALUES (?)", [_digest(FLOOR_TOKEN)])
+    connection.close()  # the sync thread opens its own
+
+
+def _django(lean: bool, persisted: bool = False) -> Any:
     import django
     from django.conf import settings
 
     settings.configure(
+        DATABASES=_database(persisted),
         DEBUG=False,
         SECRET_KEY="bench-floor",  # noqa: S106 - a throwaway app on loopback
         ALLOWED_HOSTS=["*"],
@@ -147,6 +212,8 @@ def _django(lean: bool) -> Any:
         LOGGING_CONFIG=None,
     )
     django.setup(set_prefix=False)
+    if persisted:
+        _create_schema()
     from django.core.handlers.asgi import ASGIHandler
 
     if not lean:
@@ -174,10 +241,91 @@ async def _tasks_async(request: Any) -> Any:
     return _tasks(request)
 
 
+# `?` placeholders: raw sqlite3's, which Django's SQLite cursor passes through as they are.
+_LOOKUP = "SELECT id FROM floor_token WHERE digest = ?"
+_INSERT = "INSERT INTO floor_task (id, created_at, state, priority, request) VALUES (?, ?, 'queued', 0, ?)"
+
+
+def _store(cursor: Any, task_id: str, body: bytes, authorization: str) -> bool:
+    """The token checked and the task's row inserted; False if the token is unknown."""
+    cursor.execute(_LOOKUP, [_digest(authorization.removeprefix("Bearer "))])
+    if cursor.fetchone() is None:
+        return False
+    cursor.execute(_INSERT, [task_id, datetime.now(UTC).isoformat(), body.decode()])
+    return True
+
+
+def _persist(task_id: str, body: bytes, authorization: str) -> bool:
+    """`_store` in a transaction of Django's connection (on the one sync thread)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        return _store(cursor, task_id, body, authorization)
+
+
+_loop_db: dict[str, sqlite3.Connection] = {}
+
+
+def _persist_on_loop(task_id: str, body: bytes, authorization: str) -> bool:
+    """`_store` in a transaction of a raw sqlite3 connection, called on the event loop's thread."""
+    if "db" not in _loop_db:
+        from django.conf import settings
+
+        db = sqlite3.connect(str(settings.DATABASES["default"]["NAME"]), isolation_level=None, timeout=20)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        _loop_db["db"] = db
+    db = _loop_db["db"]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        stored = _store(db.cursor(), task_id, body, authorization)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return stored
+
+
+def _persisted_answer(task_id: str, persisted: bool) -> Any:
+    from django.http import JsonResponse
+
+    if not persisted:
+        return JsonResponse({"error": {"code": "unauthenticated"}}, status=401)
+    return JsonResponse(answer_body(task_id), status=202)
+
+
+async def _tasks_persisted(request: Any) -> Any:
+    from asgiref.sync import sync_to_async
+
+    if request.method != "POST":
+        return _tasks(request)
+    task_id = _task_id(request.body)
+    authorization = request.headers.get("Authorization", "")
+    persisted = await sync_to_async(_persist, thread_sensitive=True)(task_id, request.body, authorization)
+    return _persisted_answer(task_id, persisted)
+
+
+async def _tasks_persisted_on_loop(request: Any) -> Any:
+    if request.method != "POST":
+        return _tasks(request)
+    task_id = _task_id(request.body)
+    persisted = _persist_on_loop(task_id, request.body, request.headers.get("Authorization", ""))
+    return _persisted_answer(task_id, persisted)
+
+
 def _healthz(request: Any) -> Any:
     from django.http import JsonResponse
 
     return JsonResponse({"status": "ok"})
+
+
+DJANGO_APPS = {  # each app's view
+    "django": _tasks,
+    "django_async": _tasks_async,
+    "django_lean": _tasks_async,
+    "django_lean_persisted": _tasks_persisted,
+    "django_lean_persisted_loop": _tasks_persisted_on_loop,
+}
 
 
 _built: dict[str, Any] = {}
@@ -209,10 +357,10 @@ _set_collector()
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("django", "django_async", "django_lean"):
+    if name in DJANGO_APPS:
         if name not in _built:
-            _built["view"] = _tasks if name == "django" else _tasks_async
-            _built[name] = _django(lean=name == "django_lean")
+            _built["view"] = DJANGO_APPS[name]
+            _built[name] = _django(lean=name.startswith("django_lean"), persisted="persisted" in name)
             _set_collector()  # over what Django built, too
         return _built[name]
     if name == "urlpatterns":
