@@ -55,7 +55,7 @@ from contextlib import ExitStack, contextmanager
 
 from bench import admission, throughput
 from bench.clients import Arm, Direct, Orchd
-from bench.collectors import COLLECTORS
+from bench.floor_settings import COLLECTORS, FLOOR_TOKEN
 from bench.harness import (
     SERVERS,
     Proc,
@@ -94,7 +94,7 @@ def _admission(server: str, rounds: int, rate: float, apps: list[str], collector
             for collector in collectors:
                 url, proc = stack.enter_context(floor_server(server, app, {"FLOOR_COLLECTOR": collector}))
                 name = app if collectors == ["frozen"] else f"{app}, {collector}"
-                arms.append((Orchd(url, "floor", name=name), proc))
+                arms.append((Orchd(url, FLOOR_TOKEN, name=name), proc))
         engine = stack.enter_context(fake_engine(model="bench-model", ttft_ms=0, tokens_per_s=1, slots=8))
         orch = stack.enter_context(orchestrator(server))
         register_pool(orch, engine.url, engine="openai", slots=2)

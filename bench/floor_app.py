@@ -18,15 +18,17 @@ middleware, and all but the two `persisted` ones no database.
 admission does (the issue: "no change may weaken ... persisted admission"):
 in one IMMEDIATE transaction, the bearer token looked up by its digest and
 the task's row inserted (its id, time, state, priority and the request's
-body, with an index for the queue's order), then the commit, in SQLite with
-orchestratord's settings (WAL, `synchronous=NORMAL`), in `FLOOR_DATA_DIR`
-or a temporary folder. It runs through Django's connection on the one sync
+body, with an index for the queue's order), then the commit, in SQLite
+with orchestratord's pragmas (`orchestrator.db`), in `FLOOR_DATA_DIR` or a
+temporary folder. It runs through Django's connection on the one sync
 thread, as Django has sync database code run under ASGI and as
-orchestratord runs it. No validation, budget, session, placement, metric or
-log line: what it costs bounds from below what any admission that persists
-its task through Django costs on this stack, apart from the hop (one per
-request here, where orchestratord takes admissions to the thread in trips
-of up to 8). `django_lean_persisted_loop` runs the same statements on a raw
+orchestratord runs it. No validation, budget, session, placement, metric,
+log line or tally trigger, and the token is read in the write transaction
+(orchestratord reads it before, apart). Unlike orchestratord, it takes
+each request to the sync thread on its own: two hops a request, the
+view's and Django's close of the response (`django_lean` makes the
+second only), where orchestratord answers and closes admissions in trips
+of up to 8. `django_lean_persisted_loop` runs the same statements on a raw
 sqlite3 connection on the event loop's own thread, which Django's ORM
 refuses to do: what the same work costs with no second thread taking the
 GIL in turns with the loop.
@@ -60,7 +62,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import hashlib
 import json
 import os
 import shutil
@@ -72,8 +73,10 @@ from typing import Any
 
 import aiohttp
 
-from bench.collectors import COLLECTORS
+from bench.floor_settings import COLLECTORS, FLOOR_TOKEN
 from orchestrator import heap, servers
+from orchestrator.auth.digests import hash_token
+from orchestrator.db import SQLITE_PRAGMAS, sqlite_init_command
 
 
 def answer_body(task_id: str) -> dict[str, Any]:
@@ -157,17 +160,12 @@ async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-FLOOR_TOKEN = "floor"  # noqa: S105 - the load generator's bearer token (bench/floor.py), on loopback
 _SCHEMA = (
-    "CREATE TABLE floor_token (id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE)",
-    "CREATE TABLE floor_task (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, state TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS floor_token (id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS floor_task (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, state TEXT NOT NULL,"
     " priority INTEGER NOT NULL, request TEXT NOT NULL)",
-    "CREATE INDEX floor_task_queue ON floor_task (state, priority, created_at)",
+    "CREATE INDEX IF NOT EXISTS floor_task_queue ON floor_task (state, priority, created_at)",
 )
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _database(persisted: bool) -> dict[str, Any]:
@@ -178,11 +176,7 @@ def _database(persisted: bool) -> dict[str, Any]:
         folder = tempfile.mkdtemp(prefix="orchd-floor-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     name = os.path.join(folder, "floor.sqlite3")
-    options = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",  # orchestratord's (settings.py)
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-    }
+    options = {"init_command": sqlite_init_command(), "transaction_mode": "IMMEDIATE", "timeout": 20}  # orchestratord's
     return {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": name, "OPTIONS": options, "CONN_MAX_AGE": None}}
 
 
@@ -192,7 +186,7 @@ def _create_schema() -> None:
     with connection.cursor() as cursor:
         for statement in _SCHEMA:
             cursor.execute(statement)
-        cursor.execute("INSERT INTO floor_token (digest) VALUES (?)", [_digest(FLOOR_TOKEN)])
+        cursor.execute("INSERT OR IGNORE INTO floor_token (digest) VALUES (?)", [hash_token(FLOOR_TOKEN)])
     connection.close()  # the sync thread opens its own
 
 
@@ -248,7 +242,7 @@ _INSERT = "INSERT INTO floor_task (id, created_at, state, priority, request) VAL
 
 def _store(cursor: Any, task_id: str, body: bytes, authorization: str) -> bool:
     """The token checked and the task's row inserted; False if the token is unknown."""
-    cursor.execute(_LOOKUP, [_digest(authorization.removeprefix("Bearer "))])
+    cursor.execute(_LOOKUP, [hash_token(authorization.removeprefix("Bearer "))])
     if cursor.fetchone() is None:
         return False
     cursor.execute(_INSERT, [task_id, datetime.now(UTC).isoformat(), body.decode()])
@@ -272,17 +266,18 @@ def _persist_on_loop(task_id: str, body: bytes, authorization: str) -> bool:
         from django.conf import settings
 
         db = sqlite3.connect(str(settings.DATABASES["default"]["NAME"]), isolation_level=None, timeout=20)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        for pragma in SQLITE_PRAGMAS:
+            db.execute(f"PRAGMA {pragma}")
         _loop_db["db"] = db
     db = _loop_db["db"]
     db.execute("BEGIN IMMEDIATE")
     try:
         stored = _store(db.cursor(), task_id, body, authorization)
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
     return stored
 
 

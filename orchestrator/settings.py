@@ -18,6 +18,7 @@ import dj_database_url
 import django_stubs_ext
 from dotenv import load_dotenv
 
+from orchestrator.db import sqlite_init_command
 from orchestrator.env import (
     env_bool,
     env_choice,
@@ -139,13 +140,10 @@ def _database(url: str) -> dict[str, object]:
     options: dict[str, object] = dict(config.get("OPTIONS") or {})  # type: ignore[call-overload]
     if engine.endswith("sqlite3"):
         config["ENGINE"] = "orchestrator.db.sqlite3"  # django-prometheus's, statements tallied
-        # WAL lets readers run beside the single writer; IMMEDIATE transactions
-        # take the write lock up front so two writers queue on the busy timeout
-        # instead of one failing with "database is locked" on upgrade. Recursive triggers:
-        # a row that REPLACE deletes fires its delete triggers (the queue's tally, tasks/tally.py).
-        options.setdefault(
-            "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA recursive_triggers=ON;"
-        )
+        # WAL, recursive triggers (orchestrator/db). IMMEDIATE transactions take the write
+        # lock up front so two writers queue on the busy timeout instead of one failing
+        # with "database is locked" on upgrade.
+        options.setdefault("init_command", sqlite_init_command())
         options.setdefault("transaction_mode", "IMMEDIATE")
         options.setdefault("timeout", 20)
         config["TEST"] = {"NAME": str(DATA_DIR / "test_orchestrator.sqlite3")}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -15,6 +14,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from orchestrator.auth.digests import hash_token
 from orchestrator.auth.models import ApiToken, Role
 from orchestrator.sql import Select
 
@@ -53,10 +53,6 @@ class Principal:
 class IssuedToken:
     token: ApiToken
     value: str
-
-
-def hash_token(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def fingerprint(value: str) -> str:
