@@ -61,6 +61,7 @@ settings can be configured once.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import os
@@ -276,7 +277,8 @@ def _persist_on_loop(task_id: str, body: bytes, authorization: str) -> bool:
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the error that got here is the one to see
+                db.execute("ROLLBACK")
         raise
     return stored
 
