@@ -200,14 +200,7 @@ class Orchd(_Arm):
                     return
 
 
-# uvicorn closes a connection left idle for 5 s (its `timeout_keep_alive`); aiohttp keeps one for
-# 15 s. A POST sent on a connection the server is closing fails, and aiohttp retries only
-# idempotent methods: under uvicorn, 5 of 500 and 9 of 500 TTFT streams at 50 failed so, with
-# "Server disconnected", in two full runs. The pool lets connections go well before the server does.
-KEEPALIVE_S = 3.0
-
-
 def new_session(limit: int = 0) -> aiohttp.ClientSession:
     """A client session without a connection cap (limit=0) and without timeouts."""
-    connector = aiohttp.TCPConnector(limit=limit, force_close=False, keepalive_timeout=KEEPALIVE_S)
+    connector = aiohttp.TCPConnector(limit=limit, force_close=False)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))

@@ -120,6 +120,8 @@ class Orchestrator:
 
 
 SERVERS = ("daphne", "uvicorn")
+# uvicorn's idle connections kept this long (its default: 5 s; see `server_argv`).
+KEEP_ALIVE_S = 75
 
 
 def server_argv(server: str, port: int, app: str = "orchestrator.asgi:application") -> list[str]:
@@ -140,6 +142,12 @@ def server_argv(server: str, port: int, app: str = "orchestrator.asgi:applicatio
             "uvloop",
             "--http",
             "httptools",
+            # Connections kept open longer than the bench's client keeps them idle (aiohttp: 15 s).
+            # At uvicorn's default of 5 s, a POST sent just as uvicorn closed its idle connection
+            # failed ("Server disconnected": aiohttp sends only idempotent requests again), where
+            # daphne, which closes no idle connection, never did.
+            "--timeout-keep-alive",
+            str(KEEP_ALIVE_S),
             app,
         ]
     # As `manage.py run` starts it: requests are logged by the middleware, not by daphne.

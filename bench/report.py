@@ -224,7 +224,7 @@ def _targets(results: dict[str, Any]) -> str:
             row.append(
                 (
                     f"llama-server throughput kept at 8 streams ≥ {KEPT_MIN:.0%}",
-                    _verdict(kept >= KEPT_MIN, f"{kept:.0%}"),
+                    _verdict(kept >= KEPT_MIN, f"{kept:.1%}"),
                 )
             )
         if held and server in held:
