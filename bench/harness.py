@@ -120,7 +120,7 @@ class Orchestrator:
 
 
 SERVERS = ("daphne", "uvicorn")
-# uvicorn's idle connections kept this long (its default: 5 s; see `server_argv`).
+# uvicorn's idle connections kept this long (its default: 5 s; see `server_argv`), as LiteLLM's.
 KEEP_ALIVE_S = 75
 
 
@@ -298,6 +298,7 @@ def litellm_proxy(engine_v1_url: str, model: str = "bench-model") -> Iterator[Pr
         env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", LITELLM_MASTER_KEY=key)
         argv = [str(command), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
         argv += ["--telemetry", "False", "--num_workers", "1"]
+        argv += ["--keepalive_timeout", str(KEEP_ALIVE_S)]  # it runs uvicorn too (`server_argv`)
         with process(argv, env, Path(folder) / "litellm.log") as proc:
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/health/liveliness", timeout_s=120, proc=proc)
