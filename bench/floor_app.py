@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -77,7 +78,7 @@ import aiohttp
 from bench.floor_settings import COLLECTORS, FLOOR_TOKEN
 from orchestrator import heap, servers
 from orchestrator.auth.digests import hash_token
-from orchestrator.db import SQLITE_PRAGMAS, sqlite_init_command
+from orchestrator.db import sqlite_init_command
 
 
 def answer_body(task_id: str) -> dict[str, Any]:
@@ -258,19 +259,19 @@ def _persist(task_id: str, body: bytes, authorization: str) -> bool:
         return _store(cursor, task_id, body, authorization)
 
 
-_loop_db: dict[str, sqlite3.Connection] = {}
+@functools.cache
+def _loop_connection() -> sqlite3.Connection:
+    """The event loop thread's raw connection, opened once as Django opens its own (the same init command)."""
+    from django.conf import settings
+
+    db = sqlite3.connect(str(settings.DATABASES["default"]["NAME"]), isolation_level=None, timeout=20)
+    db.executescript(sqlite_init_command())
+    return db
 
 
 def _persist_on_loop(task_id: str, body: bytes, authorization: str) -> bool:
     """`_store` in a transaction of a raw sqlite3 connection, called on the event loop's thread."""
-    if "db" not in _loop_db:
-        from django.conf import settings
-
-        db = sqlite3.connect(str(settings.DATABASES["default"]["NAME"]), isolation_level=None, timeout=20)
-        for pragma in SQLITE_PRAGMAS:
-            db.execute(f"PRAGMA {pragma}")
-        _loop_db["db"] = db
-    db = _loop_db["db"]
+    db = _loop_connection()
     db.execute("BEGIN IMMEDIATE")
     try:
         stored = _store(db.cursor(), task_id, body, authorization)
